@@ -16,7 +16,7 @@
 //! and page cache: the capture is never written, and SQLite can skip
 //! locking entirely.
 
-use super::levels::{parse_levels, LevelError};
+use super::levels::{parse_level_bytes, LevelError};
 use super::SourceError;
 use crate::model::{Fixed, Level, TradeSide};
 use rusqlite::types::ValueRef;
@@ -223,10 +223,7 @@ impl TableRow for BookRow {
         let (pos, ts_ok) = position(row, prev_ts)?;
         let side = |i: usize, side: &'static str| -> Result<Vec<Level>, RowError> {
             let text = match row.get_ref(i) {
-                Ok(ValueRef::Text(t)) => std::str::from_utf8(t).map_err(|_| RowError::Column {
-                    column: side,
-                    expected: "UTF-8 text",
-                })?,
+                Ok(ValueRef::Text(t)) => t,
                 _ => {
                     return Err(RowError::Column {
                         column: side,
@@ -234,8 +231,8 @@ impl TableRow for BookRow {
                     })
                 }
             };
-            let mut levels = Vec::new();
-            parse_levels(text, &mut levels).map_err(|source| RowError::Levels { side, source })?;
+            let mut levels = Vec::with_capacity(text.len() / 24 + 1);
+            parse_level_bytes(text, &mut levels).map_err(|source| RowError::Levels { side, source })?;
             Ok(levels)
         };
         let levels = if ts_ok {
