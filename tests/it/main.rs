@@ -2,3 +2,6 @@
 //! harness.
 
 mod harness;
+mod okx;
+mod processor;
+mod resume;
