@@ -87,30 +87,35 @@ pub fn inspect(path: &Path) -> Result<FileInfo, SourceError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let mut header = [0u8; 16];
+    let mut header = [0u8; 100];
     {
         use std::io::Read;
         let mut f = std::fs::File::open(path).map_err(|source| SourceError::Unreadable {
             path: path.to_path_buf(),
             source,
         })?;
-        if f.read_exact(&mut header).is_err() || &header != b"SQLite format 3\0" {
+        if f.read_exact(&mut header).is_err() || &header[..16] != b"SQLite format 3\0" {
             return Err(SourceError::NotSqlite { path: path.to_path_buf() });
         }
     }
-    let conn = open(path)?;
-    let q = |sql: &str| -> Result<i64, SourceError> {
-        conn.query_row(sql, [], |r| r.get::<_, i64>(0))
-            .map_err(|e| SourceError::sqlite(path, e))
+    // The header's page size and page count (valid when the "version
+    // valid for" number matches the change counter) give the file's size.
+    let be32 = |at: usize| u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]]);
+    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65_536,
+        n => n as u64,
     };
-    let expected = q("PRAGMA page_count")? * q("PRAGMA page_size")?;
-    if (meta.len() as i64) < expected {
-        return Err(SourceError::Truncated {
-            path: path.to_path_buf(),
-            expected: expected as u64,
-            actual: meta.len(),
-        });
+    if be32(92) == be32(24) {
+        let expected = page_size * be32(28) as u64;
+        if meta.len() < expected {
+            return Err(SourceError::Truncated {
+                path: path.to_path_buf(),
+                expected,
+                actual: meta.len(),
+            });
+        }
     }
+    let conn = open(path)?;
     for (table, columns) in [
         ("book", &["id", "bids", "asks", "timestamp"][..]),
         ("trades", &["id", "trade_id", "price", "size", "side", "timestamp"][..]),
