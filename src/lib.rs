@@ -17,6 +17,6 @@
 
 pub mod ipc;
 pub mod model;
+pub mod processor;
 pub mod source;
 pub mod synth;
-pub mod processor;

@@ -137,8 +137,18 @@ impl Book {
         match levels {
             None => (self.bid_total, self.ask_total),
             Some(n) => (
-                self.bids.iter().rev().take(n).map(|l| l.1.raw() as i128).sum(),
-                self.asks.iter().rev().take(n).map(|l| l.1.raw() as i128).sum(),
+                self.bids
+                    .iter()
+                    .rev()
+                    .take(n)
+                    .map(|l| l.1.raw() as i128)
+                    .sum(),
+                self.asks
+                    .iter()
+                    .rev()
+                    .take(n)
+                    .map(|l| l.1.raw() as i128)
+                    .sum(),
             ),
         }
     }
@@ -154,7 +164,9 @@ impl Book {
     pub fn check_integrity(&self) -> Result<(), String> {
         let bids: i128 = self.bids.iter().map(|l| l.1.raw() as i128).sum();
         let asks: i128 = self.asks.iter().map(|l| l.1.raw() as i128).sum();
-        if !self.bids.windows(2).all(|w| w[0].0 < w[1].0) || !self.asks.windows(2).all(|w| w[0].0 > w[1].0) {
+        if !self.bids.windows(2).all(|w| w[0].0 < w[1].0)
+            || !self.asks.windows(2).all(|w| w[0].0 > w[1].0)
+        {
             return Err("levels are out of order".to_string());
         }
         if bids != self.bid_total {
@@ -163,7 +175,11 @@ impl Book {
         if asks != self.ask_total {
             return Err(format!("ask total {} != recomputed {asks}", self.ask_total));
         }
-        if let Some(l) = self.bids().chain(self.asks()).find(|l| !l.size.is_positive()) {
+        if let Some(l) = self
+            .bids()
+            .chain(self.asks())
+            .find(|l| !l.size.is_positive())
+        {
             return Err(format!("level {} has size {}", l.price, l.size));
         }
         Ok(())
@@ -231,7 +247,10 @@ mod tests {
         assert_eq!(bids, [102, 101, 100]);
         assert_eq!(asks, [103, 104, 105]);
         book.apply(Side::Bid, lv(102, 0));
-        book.apply(Side::Ask, Level::new(Fixed::from_int(103), Fixed::from_int(-1)));
+        book.apply(
+            Side::Ask,
+            Level::new(Fixed::from_int(103), Fixed::from_int(-1)),
+        );
         assert_eq!(book.best_bid(), Some(lv(101, 3)));
         assert_eq!(book.best_ask(), Some(lv(104, 3)));
         // 4 on the bid side, 4 on the ask side.
@@ -281,7 +300,7 @@ mod tests {
             }
             book.check_integrity().map_err(TestCaseError::fail)?;
             let mut bids: Vec<(i64, i64)> = model[1].iter().map(|(p, s)| (*p, *s)).collect();
-            bids.sort_by(|a, b| b.0.cmp(&a.0));
+            bids.sort_by_key(|x| std::cmp::Reverse(x.0));
             let mut asks: Vec<(i64, i64)> = model[0].iter().map(|(p, s)| (*p, *s)).collect();
             asks.sort();
             let got_b: Vec<(i64, i64)> = book.bids().map(|l| (l.price.raw(), l.size.raw())).collect();
@@ -304,7 +323,11 @@ mod tests {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
         let mut book = Book::new();
         for _ in 0..1_000_000 {
-            let side = if rng.gen_bool(0.5) { Side::Bid } else { Side::Ask };
+            let side = if rng.gen_bool(0.5) {
+                Side::Bid
+            } else {
+                Side::Ask
+            };
             let price = Fixed::from_raw(rng.gen_range(1..2_000) * 10_000_000);
             let size = Fixed::from_raw(rng.gen_range(-20_000_000..300_000_000));
             book.apply(side, Level::new(price, size));

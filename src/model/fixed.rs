@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// A decimal with eight fixed fractional digits.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Fixed(i64);
 
@@ -102,7 +104,17 @@ fn parse_decimal(s: &[u8]) -> Option<Fixed> {
 /// exponent. `None` sends anything else to [`parse_general`].
 #[inline]
 fn parse_simple(s: &[u8]) -> Option<Fixed> {
-    const POW10: [u64; 9] = [100_000_000, 10_000_000, 1_000_000, 100_000, 10_000, 1_000, 100, 10, 1];
+    const POW10: [u64; 9] = [
+        100_000_000,
+        10_000_000,
+        1_000_000,
+        100_000,
+        10_000,
+        1_000,
+        100,
+        10,
+        1,
+    ];
     let (negative, digits) = match s.first()? {
         b'-' => (true, &s[1..]),
         b'+' => (false, &s[1..]),
@@ -253,7 +265,9 @@ mod tests {
     use super::*;
 
     fn p(s: &str) -> i64 {
-        Fixed::parse(s).unwrap_or_else(|| panic!("{s} should parse")).raw()
+        Fixed::parse(s)
+            .unwrap_or_else(|| panic!("{s} should parse"))
+            .raw()
     }
 
     #[test]
@@ -285,7 +299,9 @@ mod tests {
 
     #[test]
     fn rejects_non_numbers_and_overflow() {
-        for bad in ["", "-", ".", "abc", "1.2.3", "NaN", "inf", "1e", "1x", "1e5x", "1e400"] {
+        for bad in [
+            "", "-", ".", "abc", "1.2.3", "NaN", "inf", "1e", "1x", "1e5x", "1e400",
+        ] {
             assert_eq!(Fixed::parse(bad), None, "{bad:?}");
         }
         assert_eq!(Fixed::parse("100000000000"), None);

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 /// The real OKX capture beside the repository, or `None` (with a message)
 /// when it is absent.
 pub fn okx_capture() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/okx-capture-2022-05-13");
+    let dir =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/okx-capture-2022-05-13");
     if dir.is_dir() {
         Some(dir)
     } else {
@@ -35,7 +36,10 @@ pub fn fast_tempdir() -> tempfile::TempDir {
 
 /// Runs the processor to completion with `args`.
 pub fn processor(args: &[&str]) -> Output {
-    Command::new(PROCESSOR).args(args).output().expect("run orderflow-processor")
+    Command::new(PROCESSOR)
+        .args(args)
+        .output()
+        .expect("run orderflow-processor")
 }
 
 /// A capture file built row by row, in the spec's schema.
@@ -57,7 +61,10 @@ impl Capture {
 
     pub fn book(&self, ts: i64, bids: &str, asks: &str) -> &Capture {
         self.conn
-            .execute("INSERT INTO book(bids, asks, timestamp) VALUES (?1, ?2, ?3)", rusqlite::params![bids, asks, ts])
+            .execute(
+                "INSERT INTO book(bids, asks, timestamp) VALUES (?1, ?2, ?3)",
+                rusqlite::params![bids, asks, ts],
+            )
             .expect("insert book");
         self
     }

@@ -7,7 +7,11 @@ use orderflow::model::{Book, Level, Side};
 use orderflow::source::levels::parse_levels;
 use std::collections::{BTreeMap, HashMap};
 
-const FILES: [&str; 3] = ["BTC-USDT-2022-05-13.db", "BTC-USD-220527-2022-05-13.db", "UNI-USD-SWAP-2022-05-13.db"];
+const FILES: [&str; 3] = [
+    "BTC-USDT-2022-05-13.db",
+    "BTC-USD-220527-2022-05-13.db",
+    "UNI-USD-SWAP-2022-05-13.db",
+];
 
 /// OKX's checksum: CRC32 (as i32) of the best 25 levels interleaved as
 /// `bidPx:bidSz:askPx:askSz:…`, from the exchange's own strings.
@@ -30,15 +34,22 @@ fn okx_checksum(book: &Book, text: &HashMap<(bool, i64), (String, String)>) -> i
 fn the_book_matches_okx_checksums_on_every_row() {
     let Some(dir) = okx_capture() else { return };
     for file in FILES {
-        let expected: Vec<i32> = serde_json::from_value(json(&dir.join(format!("{file}.checksums.json")))).unwrap();
+        let expected: Vec<i32> =
+            serde_json::from_value(json(&dir.join(format!("{file}.checksums.json")))).unwrap();
         let conn = rusqlite::Connection::open(dir.join(file)).unwrap();
-        let mut stmt = conn.prepare("SELECT bids, asks FROM book ORDER BY id").unwrap();
+        let mut stmt = conn
+            .prepare("SELECT bids, asks FROM book ORDER BY id")
+            .unwrap();
         let rows: Vec<(String, String)> = stmt
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(rows.len(), expected.len(), "{file}: one checksum per book row");
+        assert_eq!(
+            rows.len(),
+            expected.len(),
+            "{file}: one checksum per book row"
+        );
         let mut book = Book::new();
         let mut text: HashMap<(bool, i64), (String, String)> = HashMap::new();
         let mut levels = Vec::new();
@@ -53,7 +64,12 @@ fn the_book_matches_okx_checksums_on_every_row() {
                 }
             }
             book.check_integrity().unwrap();
-            assert_eq!(okx_checksum(&book, &text), expected[n], "{file}: checksum after book row {}", n + 1);
+            assert_eq!(
+                okx_checksum(&book, &text),
+                expected[n],
+                "{file}: checksum after book row {}",
+                n + 1
+            );
         }
     }
 }
@@ -63,9 +79,14 @@ fn expected_bars(db: &std::path::Path, window_ms: i64) -> (Vec<[f64; 6]>, Vec<[f
     let conn = rusqlite::Connection::open(db).unwrap();
     // (ts, kind 0 = book 1 = trade, id) gives the merge order: book first on ties.
     let mut events: Vec<(i64, u8, i64)> = Vec::new();
-    for (sql, kind) in [("SELECT timestamp, id FROM book", 0u8), ("SELECT timestamp, id FROM trades", 1)] {
+    for (sql, kind) in [
+        ("SELECT timestamp, id FROM book", 0u8),
+        ("SELECT timestamp, id FROM trades", 1),
+    ] {
         let mut stmt = conn.prepare(sql).unwrap();
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, kind, r.get::<_, i64>(1)?))).unwrap();
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, kind, r.get::<_, i64>(1)?)))
+            .unwrap();
         events.extend(rows.map(Result::unwrap));
     }
     events.sort();
@@ -78,7 +99,9 @@ fn expected_bars(db: &std::path::Path, window_ms: i64) -> (Vec<[f64; 6]>, Vec<[f
         let w = ts.div_euclid(window_ms) * window_ms;
         if kind == 0 {
             let (b, a): (String, String) = conn
-                .query_row("SELECT bids, asks FROM book WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .query_row("SELECT bids, asks FROM book WHERE id = ?1", [id], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
                 .unwrap();
             for (side, text) in [(&mut bids, b), (&mut asks, a)] {
                 let levels: Vec<Vec<String>> = serde_json::from_str(&text).unwrap();
@@ -94,11 +117,15 @@ fn expected_bars(db: &std::path::Path, window_ms: i64) -> (Vec<[f64; 6]>, Vec<[f
             }
         } else {
             let (price, size, side): (f64, f64, String) = conn
-                .query_row("SELECT price, size, side FROM trades WHERE id = ?1", [id], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })
+                .query_row(
+                    "SELECT price, size, side FROM trades WHERE id = ?1",
+                    [id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
                 .unwrap();
-            let bar = ohlc.entry(w).or_insert([w as f64, price, price, price, price, 0.0]);
+            let bar = ohlc
+                .entry(w)
+                .or_insert([w as f64, price, price, price, price, 0.0]);
             bar[2] = bar[2].max(price);
             bar[3] = bar[3].min(price);
             bar[4] = price;
@@ -112,7 +139,9 @@ fn expected_bars(db: &std::path::Path, window_ms: i64) -> (Vec<[f64; 6]>, Vec<[f
         let b: f64 = bids.values().sum();
         let a: f64 = asks.values().sum();
         let obi = if b + a == 0.0 { 0.0 } else { (b - a) / (b + a) };
-        let m = metrics.entry(w).or_insert([w as f64, obi, obi, obi, obi, cvd, cvd, cvd, cvd]);
+        let m = metrics
+            .entry(w)
+            .or_insert([w as f64, obi, obi, obi, obi, cvd, cvd, cvd, cvd]);
         m[2] = m[2].max(obi);
         m[3] = m[3].min(obi);
         m[4] = obi;
@@ -120,14 +149,20 @@ fn expected_bars(db: &std::path::Path, window_ms: i64) -> (Vec<[f64; 6]>, Vec<[f
         m[7] = m[7].min(cvd);
         m[8] = cvd;
     }
-    (ohlc.into_values().collect(), metrics.into_values().collect())
+    (
+        ohlc.into_values().collect(),
+        metrics.into_values().collect(),
+    )
 }
 
 fn assert_close(got: &serde_json::Value, want: &[f64], what: &str) {
     let got: Vec<f64> = serde_json::from_value(got.clone()).unwrap();
     assert_eq!(got.len(), want.len(), "{what}");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!((g - w).abs() <= 1e-9 * w.abs().max(1.0), "{what} column {i}: got {g}, want {w}");
+        assert!(
+            (g - w).abs() <= 1e-9 * w.abs().max(1.0),
+            "{what} column {i}: got {g}, want {w}"
+        );
     }
 }
 
@@ -139,12 +174,26 @@ fn one_second_bars_on_the_real_capture_match_an_independent_computation() {
         let out = tempfile::tempdir().unwrap();
         let o = out.path().to_str().unwrap();
         let run = processor(&[
-            instrument, "2022-05-13", "2022-05-13", "--window-seconds", "1",
-            "--data-root", dir.to_str().unwrap(), "--out", o,
+            instrument,
+            "2022-05-13",
+            "2022-05-13",
+            "--window-seconds",
+            "1",
+            "--data-root",
+            dir.to_str().unwrap(),
+            "--out",
+            o,
         ]);
-        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
         let (ohlc, metrics) = expected_bars(&dir.join(file), 1000);
-        assert!(!ohlc.is_empty() && metrics.len() > 5, "{file}: the capture has bars");
+        assert!(
+            !ohlc.is_empty() && metrics.len() > 5,
+            "{file}: the capture has bars"
+        );
         let got_ohlc = json(&out.path().join("ohlc_data.json"));
         let got_metrics = json(&out.path().join("metrics_data.json"));
         let got_ohlc = got_ohlc.as_array().unwrap();

@@ -1,7 +1,9 @@
 //! The processor binary on small hand-computed fixtures, bad input, and
 //! concurrent readers.
 
-use crate::harness::{fast_tempdir, json, processor, temp_files, wait_for, Capture, KillOnDrop, PROCESSOR};
+use crate::harness::{
+    fast_tempdir, json, processor, temp_files, wait_for, Capture, KillOnDrop, PROCESSOR,
+};
 use orderflow::model::{Fixed, Level};
 use orderflow::synth::{format_levels, LevelFormat, SynthConfig};
 use serde_json::json as j;
@@ -23,7 +25,11 @@ fn levels(pairs: &[(&str, &str)], format: LevelFormat) -> String {
 fn fixture(path: &Path, format: LevelFormat) {
     let c = Capture::create(path);
     let f = |p: &[(&str, &str)]| levels(p, format);
-    c.book(DAY + 1000, &f(&[("100", "2"), ("99", "1")]), &f(&[("101", "1"), ("102", "3")]));
+    c.book(
+        DAY + 1000,
+        &f(&[("100", "2"), ("99", "1")]),
+        &f(&[("101", "1"), ("102", "3")]),
+    );
     c.trade(DAY + 1200, 101.0, 0.5, "buy");
     c.book(DAY + 1500, &f(&[("100", "0")]), &f(&[("101", "2")]));
     c.trade(DAY + 1500, 100.0, 0.25, "sell");
@@ -33,8 +39,15 @@ fn fixture(path: &Path, format: LevelFormat) {
 
 fn run_fixture(db: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
     let mut args = vec![
-        "FIX-USDT", "2024-01-01", "2024-01-01", "--window-seconds", "1",
-        "--db", db.to_str().unwrap(), "--out", out.to_str().unwrap(),
+        "FIX-USDT",
+        "2024-01-01",
+        "2024-01-01",
+        "--window-seconds",
+        "1",
+        "--db",
+        db.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
     processor(&args)
@@ -47,10 +60,33 @@ fn hand_computed_files_for_every_level_format() {
     // Window 2000: book 3 B=4 A=5 → −1/9; a trade of unknown side.
     let w1 = DAY + 1000;
     let w2 = DAY + 2000;
-    let ohlc = j!([[w1, 101.0, 101.0, 100.0, 100.0, 0.75], [w2, 99.5, 99.5, 99.5, 99.5, 1.0]]);
+    let ohlc = j!([
+        [w1, 101.0, 101.0, 100.0, 100.0, 0.75],
+        [w2, 99.5, 99.5, 99.5, 99.5, 1.0]
+    ]);
     let metrics = j!([
-        [w1, -1.0 / 7.0, -1.0 / 7.0, -2.0 / 3.0, -2.0 / 3.0, 0.0, 0.5, 0.0, 0.25],
-        [w2, -1.0 / 9.0, -1.0 / 9.0, -1.0 / 9.0, -1.0 / 9.0, 0.25, 0.25, 0.25, 0.25]
+        [
+            w1,
+            -1.0 / 7.0,
+            -1.0 / 7.0,
+            -2.0 / 3.0,
+            -2.0 / 3.0,
+            0.0,
+            0.5,
+            0.0,
+            0.25
+        ],
+        [
+            w2,
+            -1.0 / 9.0,
+            -1.0 / 9.0,
+            -1.0 / 9.0,
+            -1.0 / 9.0,
+            0.25,
+            0.25,
+            0.25,
+            0.25
+        ]
     ]);
     let depth = j!({"bids": [[99.5, 3.0], [99.0, 1.0]], "asks": [[101.0, 2.0], [102.0, 3.0]]});
     for format in LevelFormat::ALL {
@@ -59,11 +95,27 @@ fn hand_computed_files_for_every_level_format() {
         fixture(&db, format);
         let out = dir.path().join("out");
         let run = run_fixture(&db, &out, &[]);
-        assert!(run.status.success(), "{format:?}: {}", String::from_utf8_lossy(&run.stderr));
+        assert!(
+            run.status.success(),
+            "{format:?}: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
         let num = |v: serde_json::Value| serde_json::to_string(&v).unwrap();
-        assert_eq!(num(json(&out.join("ohlc_data.json"))), num(ohlc.clone()), "{format:?}");
-        assert_eq!(num(json(&out.join("metrics_data.json"))), num(metrics.clone()), "{format:?}");
-        assert_eq!(num(json(&out.join("depth_data.json"))), num(depth.clone()), "{format:?}");
+        assert_eq!(
+            num(json(&out.join("ohlc_data.json"))),
+            num(ohlc.clone()),
+            "{format:?}"
+        );
+        assert_eq!(
+            num(json(&out.join("metrics_data.json"))),
+            num(metrics.clone()),
+            "{format:?}"
+        );
+        assert_eq!(
+            num(json(&out.join("depth_data.json"))),
+            num(depth.clone()),
+            "{format:?}"
+        );
         let status = json(&out.join("status.json"));
         assert_eq!(status["state"], "finished");
         assert_eq!(status["rows_done"], 6);
@@ -80,7 +132,10 @@ fn depth_and_obi_levels_limit_what_is_counted() {
     let out = dir.path().join("out");
     let run = run_fixture(&db, &out, &["--depth-levels", "1", "--obi-levels", "1"]);
     assert!(run.status.success());
-    assert_eq!(json(&out.join("depth_data.json")), j!({"bids": [[99.5, 3.0]], "asks": [[101.0, 2.0]]}));
+    assert_eq!(
+        json(&out.join("depth_data.json")),
+        j!({"bids": [[99.5, 3.0]], "asks": [[101.0, 2.0]]})
+    );
     // Best level only: after book 1 B=2 A=1 → 1/3.
     assert_eq!(json(&out.join("metrics_data.json"))[0][1], j!(1.0 / 3.0));
 }
@@ -88,15 +143,20 @@ fn depth_and_obi_levels_limit_what_is_counted() {
 /// Output files before a run that must not touch them.
 fn seed_output(out: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     std::fs::create_dir_all(out).unwrap();
-    ["ohlc_data.json", "metrics_data.json", "depth_data.json", "status.json"]
-        .iter()
-        .map(|n| {
-            let p = out.join(n);
-            let bytes = format!("[\"kept {n}\"]").into_bytes();
-            std::fs::write(&p, &bytes).unwrap();
-            (p, bytes)
-        })
-        .collect()
+    [
+        "ohlc_data.json",
+        "metrics_data.json",
+        "depth_data.json",
+        "status.json",
+    ]
+    .iter()
+    .map(|n| {
+        let p = out.join(n);
+        let bytes = format!("[\"kept {n}\"]").into_bytes();
+        std::fs::write(&p, &bytes).unwrap();
+        (p, bytes)
+    })
+    .collect()
 }
 
 fn assert_fails_leaving_output(args: &[&str], out: &Path, message: &str) {
@@ -104,9 +164,17 @@ fn assert_fails_leaving_output(args: &[&str], out: &Path, message: &str) {
     let run = processor(args);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(!run.status.success(), "should fail: {args:?}");
-    assert!(stderr.contains(message), "stderr should say {message:?}: {stderr}");
+    assert!(
+        stderr.contains(message),
+        "stderr should say {message:?}: {stderr}"
+    );
     for (p, bytes) in seeded {
-        assert_eq!(std::fs::read(&p).unwrap(), bytes, "{} must be left as it was", p.display());
+        assert_eq!(
+            std::fs::read(&p).unwrap(),
+            bytes,
+            "{} must be left as it was",
+            p.display()
+        );
     }
 }
 
@@ -134,9 +202,18 @@ fn bad_rows_are_skipped_counted_and_named() {
     let run = run_fixture(&db, &out, &[]);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{stderr}");
-    assert!(stderr.contains("book row id 2") && stderr.contains("byte"), "{stderr}");
-    assert!(stderr.contains("book row id 3") && stderr.contains("not a finite number"), "{stderr}");
-    assert!(stderr.contains("book row id 4") && stderr.contains("negative price"), "{stderr}");
+    assert!(
+        stderr.contains("book row id 2") && stderr.contains("byte"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("book row id 3") && stderr.contains("not a finite number"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("book row id 4") && stderr.contains("negative price"),
+        "{stderr}"
+    );
     assert!(stderr.contains("trades row id 1: price NaN"), "{stderr}");
     assert!(stderr.contains("trades row id 2: price inf"), "{stderr}");
     assert!(stderr.contains("trades row id 3: price -5"), "{stderr}");
@@ -145,8 +222,14 @@ fn bad_rows_are_skipped_counted_and_named() {
     assert_eq!(status["warnings"], 1);
     // The good rows are all there: the unknown-side trade is a bar, the
     // book ended with bid 3 @ 100 and ask 1 @ 101.
-    assert_eq!(json(&out.join("ohlc_data.json")), j!([[DAY, 100.0, 100.0, 100.0, 100.0, 2.0]]));
-    assert_eq!(json(&out.join("depth_data.json")), j!({"bids": [[100.0, 3.0]], "asks": [[101.0, 1.0]]}));
+    assert_eq!(
+        json(&out.join("ohlc_data.json")),
+        j!([[DAY, 100.0, 100.0, 100.0, 100.0, 2.0]])
+    );
+    assert_eq!(
+        json(&out.join("depth_data.json")),
+        j!({"bids": [[100.0, 3.0]], "asks": [[101.0, 1.0]]})
+    );
     assert_eq!(json(&out.join("metrics_data.json"))[0][4], j!(0.5));
 }
 
@@ -159,15 +242,25 @@ fn files_that_cannot_be_read_stop_the_run_and_keep_the_output() {
     let db = dir.path().join("notrades.db");
     rusqlite::Connection::open(&db)
         .unwrap()
-        .execute_batch("CREATE TABLE book(id INTEGER PRIMARY KEY, bids TEXT, asks TEXT, timestamp INTEGER);")
+        .execute_batch(
+            "CREATE TABLE book(id INTEGER PRIMARY KEY, bids TEXT, asks TEXT, timestamp INTEGER);",
+        )
         .unwrap();
     let d = db.to_str().unwrap();
-    assert_fails_leaving_output(&["X", "2024-01-01", "2024-01-01", "--db", d, "--out", o], &out, "has no table `trades`");
+    assert_fails_leaving_output(
+        &["X", "2024-01-01", "2024-01-01", "--db", d, "--out", o],
+        &out,
+        "has no table `trades`",
+    );
     // Not SQLite at all.
     let text = dir.path().join("text.db");
     std::fs::write(&text, "hello, this is not a database\n".repeat(200)).unwrap();
     let t = text.to_str().unwrap();
-    assert_fails_leaving_output(&["X", "2024-01-01", "2024-01-01", "--db", t, "--out", o], &out, "is not an SQLite database");
+    assert_fails_leaving_output(
+        &["X", "2024-01-01", "2024-01-01", "--db", t, "--out", o],
+        &out,
+        "is not an SQLite database",
+    );
     // Truncated.
     let full = dir.path().join("full.db");
     let mut cfg = SynthConfig::new(DAY, 120_000);
@@ -177,11 +270,19 @@ fn files_that_cannot_be_read_stop_the_run_and_keep_the_output() {
     let cut = dir.path().join("cut.db");
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
     let c = cut.to_str().unwrap();
-    assert_fails_leaving_output(&["X", "2024-01-01", "2024-01-01", "--db", c, "--out", o], &out, "truncated");
+    assert_fails_leaving_output(
+        &["X", "2024-01-01", "2024-01-01", "--db", c, "--out", o],
+        &out,
+        "truncated",
+    );
     // Missing file.
     let gone = dir.path().join("gone.db");
     let g = gone.to_str().unwrap();
-    assert_fails_leaving_output(&["X", "2024-01-01", "2024-01-01", "--db", g, "--out", o], &out, "gone.db");
+    assert_fails_leaving_output(
+        &["X", "2024-01-01", "2024-01-01", "--db", g, "--out", o],
+        &out,
+        "gone.db",
+    );
 }
 
 #[test]
@@ -191,31 +292,74 @@ fn arguments_and_selection_errors_are_named() {
     let o = out.to_str().unwrap();
     let root = dir.path().join("data");
     std::fs::create_dir_all(&root).unwrap();
-    fixture(&root.join("FIX-USDT-2024-01-01.db"), LevelFormat::OkxStrings);
+    fixture(
+        &root.join("FIX-USDT-2024-01-01.db"),
+        LevelFormat::OkxStrings,
+    );
     let r = root.to_str().unwrap();
     assert_fails_leaving_output(
-        &["FIX-USDT", "2024-01-02", "2024-01-01", "--data-root", r, "--out", o],
+        &[
+            "FIX-USDT",
+            "2024-01-02",
+            "2024-01-01",
+            "--data-root",
+            r,
+            "--out",
+            o,
+        ],
         &out,
         "END_DATE 2024-01-01 is before START_DATE 2024-01-02",
     );
     assert_fails_leaving_output(
-        &["FIX-USDT-SWAP", "2024-01-01", "2024-01-01", "--data-root", r, "--out", o],
+        &[
+            "FIX-USDT-SWAP",
+            "2024-01-01",
+            "2024-01-01",
+            "--data-root",
+            r,
+            "--out",
+            o,
+        ],
         &out,
         "no capture file for FIX-USDT-SWAP",
     );
     assert_fails_leaving_output(
-        &["FIX-USDT", "2024-02-01", "2024-02-03", "--data-root", r, "--out", o],
+        &[
+            "FIX-USDT",
+            "2024-02-01",
+            "2024-02-03",
+            "--data-root",
+            r,
+            "--out",
+            o,
+        ],
         &out,
         "no capture file for FIX-USDT from 2024-02-01 to 2024-02-03",
     );
-    assert_fails_leaving_output(&["FIX-USDT", "2024-01-01", "2024-01-01", "--data-root", "/nonexistent", "--out", o], &out, "ORDERFLOW_DATA_ROOT");
+    assert_fails_leaving_output(
+        &[
+            "FIX-USDT",
+            "2024-01-01",
+            "2024-01-01",
+            "--data-root",
+            "/nonexistent",
+            "--out",
+            o,
+        ],
+        &out,
+        "ORDERFLOW_DATA_ROOT",
+    );
     // The environment variable is the default data root.
     let run = std::process::Command::new(PROCESSOR)
         .args(["FIX-USDT", "2024-01-01", "2024-01-01", "--out", o])
         .env("ORDERFLOW_DATA_ROOT", r)
         .output()
         .unwrap();
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
 }
 
 #[test]
@@ -227,17 +371,34 @@ fn a_locked_or_unwritable_output_directory_is_refused() {
     let out = dir.path().join("out");
     let o = out.to_str().unwrap();
     std::fs::create_dir_all(&out).unwrap();
-    let lock = orderflow::ipc::DirLock::acquire(&out, orderflow::ipc::files::WRITER_LOCK, "test writer").unwrap();
-    assert_fails_leaving_output(&["X", "2024-01-01", "2024-01-01", "--db", d, "--out", o], &out, "already in use");
+    let lock =
+        orderflow::ipc::DirLock::acquire(&out, orderflow::ipc::files::WRITER_LOCK, "test writer")
+            .unwrap();
+    assert_fails_leaving_output(
+        &["X", "2024-01-01", "2024-01-01", "--db", d, "--out", o],
+        &out,
+        "already in use",
+    );
     drop(lock);
     // A directory that cannot be created (its parent is a file).
     let file = dir.path().join("plain-file");
     std::fs::write(&file, b"x").unwrap();
     let bad = file.join("out");
-    let run = processor(&["X", "2024-01-01", "2024-01-01", "--db", d, "--out", bad.to_str().unwrap()]);
+    let run = processor(&[
+        "X",
+        "2024-01-01",
+        "2024-01-01",
+        "--db",
+        d,
+        "--out",
+        bad.to_str().unwrap(),
+    ]);
     assert!(!run.status.success());
     let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(stderr.contains("cannot create output directory") && stderr.contains("plain-file/out"), "{stderr}");
+    assert!(
+        stderr.contains("cannot create output directory") && stderr.contains("plain-file/out"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -249,10 +410,22 @@ fn tables_out_of_timestamp_order_give_the_sorted_result() {
     let rows: Vec<(i64, String, String)> = (0..300)
         .map(|i| {
             let p = 100 + (i * 7919) % 13;
-            (DAY + i * 37, format!("[[{p}, {}]]", 1 + i % 5), format!("[[{}, {}]]", p + 20, 1 + i % 3))
+            (
+                DAY + i * 37,
+                format!("[[{p}, {}]]", 1 + i % 5),
+                format!("[[{}, {}]]", p + 20, 1 + i % 3),
+            )
         })
         .collect();
-    let trades: Vec<(i64, f64, &str)> = (0..200).map(|i| (DAY + i * 53 + 1, 100.0 + (i % 9) as f64, if i % 3 == 0 { "sell" } else { "buy" })).collect();
+    let trades: Vec<(i64, f64, &str)> = (0..200)
+        .map(|i| {
+            (
+                DAY + i * 53 + 1,
+                100.0 + (i % 9) as f64,
+                if i % 3 == 0 { "sell" } else { "buy" },
+            )
+        })
+        .collect();
     let a = Capture::create(&sorted);
     for (ts, b, s) in &rows {
         a.book(*ts, b, s);
@@ -275,7 +448,11 @@ fn tables_out_of_timestamp_order_give_the_sorted_result() {
     let out_b = dir.path().join("b");
     for (db, out) in [(&sorted, &out_a), (&shuffled, &out_b)] {
         let run = run_fixture(db, out, &[]);
-        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
     }
     for f in ["ohlc_data.json", "metrics_data.json", "depth_data.json"] {
         assert_eq!(json(&out_a.join(f)), json(&out_b.join(f)), "{f}");
@@ -294,38 +471,60 @@ fn readers_never_see_a_partial_file_while_the_processor_rewrites_them() {
     let o = out.to_str().unwrap();
     // Flush every millisecond at 200× market speed: thousands of rewrites.
     let child = std::process::Command::new(PROCESSOR)
-        .args(["GEN", "2024-01-01", "2024-01-01", "--db", d, "--out", o, "--window-seconds", "5", "--flush-ms", "1", "--speed", "200", "--max-bars", "50"])
+        .args([
+            "GEN",
+            "2024-01-01",
+            "2024-01-01",
+            "--db",
+            d,
+            "--out",
+            o,
+            "--window-seconds",
+            "5",
+            "--flush-ms",
+            "1",
+            "--speed",
+            "200",
+            "--max-bars",
+            "50",
+        ])
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let mut child = KillOnDrop(child);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let readers: Vec<_> = ["ohlc_data.json", "metrics_data.json", "depth_data.json", "status.json"]
-        .into_iter()
-        .map(|name| {
-            let path = out.join(name);
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let (mut reads, mut failures) = (0u64, 0u64);
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    match std::fs::read(&path) {
-                        Ok(bytes) => {
-                            reads += 1;
-                            if serde_json::from_slice::<serde_json::Value>(&bytes).is_err() {
-                                failures += 1;
-                            }
+    let readers: Vec<_> = [
+        "ohlc_data.json",
+        "metrics_data.json",
+        "depth_data.json",
+        "status.json",
+    ]
+    .into_iter()
+    .map(|name| {
+        let path = out.join(name);
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut reads, mut failures) = (0u64, 0u64);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match std::fs::read(&path) {
+                    Ok(bytes) => {
+                        reads += 1;
+                        if serde_json::from_slice::<serde_json::Value>(&bytes).is_err() {
+                            failures += 1;
                         }
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => panic!("{e}"),
                     }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => panic!("{e}"),
                 }
-                (reads, failures)
-            })
+            }
+            (reads, failures)
         })
-        .collect();
+    })
+    .collect();
     // Let it run until it has flushed a few thousand times.
     let flushed = wait_for(Duration::from_secs(60), || {
-        let s: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("status.json")).ok()?).ok()?;
+        let s: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("status.json")).ok()?).ok()?;
         (s["rows_done"].as_u64()? > 9000 || s["state"] == "finished").then_some(())
     });
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -340,12 +539,34 @@ fn readers_never_see_a_partial_file_while_the_processor_rewrites_them() {
     // SIGKILL mid-run: every file still parses.
     child.0.kill().unwrap();
     child.0.wait().unwrap();
-    for name in ["ohlc_data.json", "metrics_data.json", "depth_data.json", "status.json", "checkpoint.json"] {
+    for name in [
+        "ohlc_data.json",
+        "metrics_data.json",
+        "depth_data.json",
+        "status.json",
+        "checkpoint.json",
+    ] {
         json(&out.join(name));
     }
     // A stray temp file of a dead writer does not survive the next start.
     std::fs::write(out.join(".ohlc_data.json.2147483632.1.tmp"), b"[1,").unwrap();
-    let run = processor(&["GEN", "2024-01-01", "2024-01-01", "--db", d, "--out", o, "--window-seconds", "5", "--max-bars", "50"]);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let run = processor(&[
+        "GEN",
+        "2024-01-01",
+        "2024-01-01",
+        "--db",
+        d,
+        "--out",
+        o,
+        "--window-seconds",
+        "5",
+        "--max-bars",
+        "50",
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     assert_eq!(temp_files(&out), Vec::<String>::new());
 }

@@ -22,7 +22,21 @@ fn generate(dir: &Path, hours: i64) -> String {
 }
 
 fn args<'a>(db: &'a str, out: &'a str) -> Vec<&'a str> {
-    vec!["GEN-USDT", "2024-01-01", "2024-01-01", "--db", db, "--out", out, "--window-seconds", "10", "--flush-ms", "20", "--max-bars", "500"]
+    vec![
+        "GEN-USDT",
+        "2024-01-01",
+        "2024-01-01",
+        "--db",
+        db,
+        "--out",
+        out,
+        "--window-seconds",
+        "10",
+        "--flush-ms",
+        "20",
+        "--max-bars",
+        "500",
+    ]
 }
 
 /// (bar count, newest timestamp) of the OHLC file, if it parses.
@@ -40,7 +54,11 @@ fn twenty_sigkills_lose_nothing() {
     let reference = dir.path().join("reference");
     let started = Instant::now();
     let run = processor(&args(&db, reference.to_str().unwrap()));
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let total = started.elapsed();
 
     let out = dir.path().join("out");
@@ -92,7 +110,11 @@ fn twenty_sigkills_lose_nothing() {
     }
     // Run to the end.
     let run = processor(&args(&db, &o));
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     stop.store(true, Ordering::Relaxed);
     let reads = reader.join().unwrap();
     assert!(kills >= 15 || finished, "only {kills} kills landed mid-run");
@@ -106,7 +128,10 @@ fn twenty_sigkills_lose_nothing() {
     }
     let status = json(&out.join("status.json"));
     assert_eq!(status["state"], "finished");
-    assert_eq!(status["rows_done"], json(&reference.join("status.json"))["rows_done"]);
+    assert_eq!(
+        status["rows_done"],
+        json(&reference.join("status.json"))["rows_done"]
+    );
     assert_eq!(temp_files(&out), Vec::<String>::new());
 }
 
@@ -121,7 +146,12 @@ fn a_finished_run_started_again_changes_nothing() {
         .unwrap()
         .flatten()
         .filter(|e| e.file_name() != ".writer.lock")
-        .map(|e| (std::fs::read(e.path()).unwrap(), e.metadata().unwrap().modified().unwrap()))
+        .map(|e| {
+            (
+                std::fs::read(e.path()).unwrap(),
+                e.metadata().unwrap().modified().unwrap(),
+            )
+        })
         .collect();
     let again = processor(&a);
     assert!(again.status.success());
@@ -130,7 +160,12 @@ fn a_finished_run_started_again_changes_nothing() {
         .unwrap()
         .flatten()
         .filter(|e| e.file_name() != ".writer.lock")
-        .map(|e| (std::fs::read(e.path()).unwrap(), e.metadata().unwrap().modified().unwrap()))
+        .map(|e| {
+            (
+                std::fs::read(e.path()).unwrap(),
+                e.metadata().unwrap().modified().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(before, after);
 }
@@ -148,20 +183,43 @@ fn a_checkpoint_for_other_arguments_is_refused_unless_fresh() {
     let run = processor(&other);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(!run.status.success());
-    assert!(stderr.contains("does not match this run") && stderr.contains("window 10s") && stderr.contains("--fresh"), "{stderr}");
-    assert_eq!(std::fs::read(out.join("ohlc_data.json")).unwrap(), reference, "left as it was");
+    assert!(
+        stderr.contains("does not match this run")
+            && stderr.contains("window 10s")
+            && stderr.contains("--fresh"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(out.join("ohlc_data.json")).unwrap(),
+        reference,
+        "left as it was"
+    );
     other.push("--fresh");
     let run = processor(&other);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let bars: Vec<Vec<f64>> = serde_json::from_value(json(&out.join("ohlc_data.json"))).unwrap();
-    assert!(bars.windows(2).all(|w| w[1][0] - w[0][0] >= 30_000.0), "30 s bars after --fresh");
+    assert!(
+        bars.windows(2).all(|w| w[1][0] - w[0][0] >= 30_000.0),
+        "30 s bars after --fresh"
+    );
     // Changed input data is refused as well.
     let c = rusqlite::Connection::open(&db).unwrap();
-    c.execute("INSERT INTO trades(trade_id, price, size, side, timestamp) VALUES (1, 1, 1, 'buy', ?1)", [DAY + 5])
-        .unwrap();
+    c.execute(
+        "INSERT INTO trades(trade_id, price, size, side, timestamp) VALUES (1, 1, 1, 'buy', ?1)",
+        [DAY + 5],
+    )
+    .unwrap();
     drop(c);
     let run = processor(&other[..other.len() - 1]);
-    assert!(String::from_utf8_lossy(&run.stderr).contains("changed since"), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains("changed since"),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
 }
 
 #[test]
@@ -171,12 +229,21 @@ fn a_corrupt_checkpoint_is_reported_and_the_run_starts_over() {
     let out = dir.path().join("out");
     let o = out.to_str().unwrap();
     assert!(processor(&args(&db, o)).status.success());
-    let reference: Vec<Vec<u8>> = DATA.iter().map(|f| std::fs::read(out.join(f)).unwrap()).collect();
+    let reference: Vec<Vec<u8>> = DATA
+        .iter()
+        .map(|f| std::fs::read(out.join(f)).unwrap())
+        .collect();
     std::fs::write(out.join("checkpoint.json"), b"{\"version\": 1, \"finger").unwrap();
     let run = processor(&args(&db, o));
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{stderr}");
-    assert!(stderr.contains("checkpoint") && stderr.contains("starting over"), "{stderr}");
-    let again: Vec<Vec<u8>> = DATA.iter().map(|f| std::fs::read(out.join(f)).unwrap()).collect();
+    assert!(
+        stderr.contains("checkpoint") && stderr.contains("starting over"),
+        "{stderr}"
+    );
+    let again: Vec<Vec<u8>> = DATA
+        .iter()
+        .map(|f| std::fs::read(out.join(f)).unwrap())
+        .collect();
     assert_eq!(again, reference);
 }
