@@ -102,7 +102,182 @@ pub fn parse_levels(text: &str, out: &mut Vec<Level>) -> Result<(), LevelError> 
 /// every accepted byte is ASCII, so any other byte is a syntax error).
 pub fn parse_level_bytes(text: &[u8], out: &mut Vec<Level>) -> Result<(), LevelError> {
     out.clear();
+    if fast::levels(text, out).is_some() {
+        return Ok(());
+    }
+    out.clear();
     scan(text, out).map_err(|f| f.into_error(text))
+}
+
+/// The fast path for the shapes captures actually use: a list of
+/// `[p, s, …]` or `(p, s, …)` whose fields are plain numbers or quoted
+/// plain numbers. One pass, numbers parsed while scanning, no error
+/// detail: anything unusual (objects, exponents, escapes, nested values,
+/// a negative price, a bad number) returns `None` and the general scanner
+/// below parses the text again and explains what is wrong.
+mod fast {
+    use super::ENDS_SCALAR;
+    use crate::model::{Fixed, Level};
+
+    const POW10: [u64; 9] = [100_000_000, 10_000_000, 1_000_000, 100_000, 10_000, 1_000, 100, 10, 1];
+
+    #[inline]
+    fn ws(b: &[u8], i: &mut usize) {
+        while *i < b.len() && b[*i].is_ascii_whitespace() {
+            *i += 1;
+        }
+    }
+
+    pub(super) fn levels(b: &[u8], out: &mut Vec<Level>) -> Option<()> {
+        let mut i = 0;
+        ws(b, &mut i);
+        if *b.get(i)? != b'[' {
+            return None;
+        }
+        i += 1;
+        ws(b, &mut i);
+        if *b.get(i)? == b']' {
+            i += 1;
+            ws(b, &mut i);
+            return (i == b.len()).then_some(());
+        }
+        loop {
+            let close = match *b.get(i)? {
+                b'[' => b']',
+                b'(' => b')',
+                _ => return None,
+            };
+            i += 1;
+            ws(b, &mut i);
+            let price = number(b, &mut i)?;
+            ws(b, &mut i);
+            if *b.get(i)? != b',' {
+                return None;
+            }
+            i += 1;
+            ws(b, &mut i);
+            let size = number(b, &mut i)?;
+            loop {
+                ws(b, &mut i);
+                let c = *b.get(i)?;
+                i += 1;
+                if c == close {
+                    break;
+                }
+                if c != b',' {
+                    return None;
+                }
+                ws(b, &mut i);
+                if *b.get(i)? == close {
+                    i += 1;
+                    break;
+                }
+                skip_scalar(b, &mut i)?;
+            }
+            if price.is_negative() {
+                return None;
+            }
+            out.push(Level::new(price, size));
+            ws(b, &mut i);
+            match *b.get(i)? {
+                b',' => {
+                    i += 1;
+                    ws(b, &mut i);
+                    if *b.get(i)? == b']' {
+                        i += 1;
+                        break;
+                    }
+                }
+                b']' => {
+                    i += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+        ws(b, &mut i);
+        (i == b.len()).then_some(())
+    }
+
+    /// A plain decimal, optionally quoted: `-12.5`, `"0.001"`.
+    #[inline]
+    fn number(b: &[u8], i: &mut usize) -> Option<Fixed> {
+        let quote = match *b.get(*i)? {
+            q @ (b'"' | b'\'') => {
+                *i += 1;
+                Some(q)
+            }
+            _ => None,
+        };
+        let negative = b.get(*i) == Some(&b'-');
+        if negative {
+            *i += 1;
+        }
+        let mut mantissa: u64 = 0;
+        let mut digits = 0u32;
+        let mut decimals: i32 = -1;
+        while let Some(&c) = b.get(*i) {
+            if c.is_ascii_digit() {
+                digits += 1;
+                if digits > 18 {
+                    return None;
+                }
+                mantissa = mantissa * 10 + (c - b'0') as u64;
+                if decimals >= 0 {
+                    decimals += 1;
+                }
+            } else if c == b'.' && decimals < 0 {
+                decimals = 0;
+            } else {
+                break;
+            }
+            *i += 1;
+        }
+        let decimals = decimals.max(0) as usize;
+        if digits == 0 || decimals > 8 {
+            return None;
+        }
+        if let Some(q) = quote {
+            if *b.get(*i)? != q {
+                return None;
+            }
+            *i += 1;
+        } else if let Some(&c) = b.get(*i) {
+            if !ENDS_SCALAR[c as usize] {
+                return None;
+            }
+        }
+        let raw = i64::try_from(mantissa.checked_mul(POW10[decimals])?).ok()?;
+        Some(Fixed::from_raw(if negative { -raw } else { raw }))
+    }
+
+    /// Skips a number, bare word or quoted string without escapes.
+    #[inline]
+    fn skip_scalar(b: &[u8], i: &mut usize) -> Option<()> {
+        match *b.get(*i)? {
+            q @ (b'"' | b'\'') => {
+                *i += 1;
+                loop {
+                    let c = *b.get(*i)?;
+                    *i += 1;
+                    if c == b'\\' {
+                        return None;
+                    }
+                    if c == q {
+                        return Some(());
+                    }
+                }
+            }
+            b'[' | b'(' | b'{' => None,
+            _ => {
+                let start = *i;
+                while *i < b.len() && !ENDS_SCALAR[b[*i] as usize] {
+                    *i += 1;
+                }
+                (*i > start).then_some(())
+            }
+        }
+    }
 }
 
 fn scan(text: &[u8], out: &mut Vec<Level>) -> Result<(), Fail> {
@@ -452,6 +627,50 @@ mod tests {
         }
         let err = parse("[[1,2],[3").unwrap_err().to_string();
         assert!(err.contains("byte 9"), "{err}");
+    }
+
+    /// The general scanner alone.
+    fn general(text: &str) -> Option<Vec<Level>> {
+        let mut out = Vec::new();
+        scan(text.as_bytes(), &mut out).ok().map(|_| out)
+    }
+
+    /// The fast path alone.
+    fn fast_only(text: &str) -> Option<Vec<Level>> {
+        let mut out = Vec::new();
+        fast::levels(text.as_bytes(), &mut out).map(|_| out)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_fast_path_agrees_with_the_general_scanner(
+            levels in proptest::collection::vec((0i64..10_000_000_000_000, -5i64..5_000_000_000), 0..12),
+            form in 0usize..5,
+            noise in proptest::collection::vec((0usize..400, proptest::sample::select(vec![" ", ",", "]", "\"", "e", "-", "x", "(", "\\", "."])), 0..3),
+        ) {
+            let levels: Vec<Level> = levels.into_iter().map(|(p, s)| Level::new(Fixed::from_raw(p), Fixed::from_raw(s))).collect();
+            let mut text = crate::synth::format_levels(&levels, crate::synth::LevelFormat::ALL[form]);
+            for (at, piece) in noise {
+                let at = at.min(text.len());
+                if text.is_char_boundary(at) {
+                    text.insert_str(at, piece);
+                }
+            }
+            let slow = general(&text);
+            if let Some(fast) = fast_only(&text) {
+                proptest::prop_assert_eq!(Some(fast), slow, "{}", text);
+            }
+        }
+    }
+
+    #[test]
+    fn the_fast_path_takes_the_common_forms() {
+        for text in [r#"[["30247.5","0.1","0","3"]]"#, "[[30247.5, 0.1]]", "[(30247.5, 0.1, 0, 1)]", "[]", "[('1', '2')]"] {
+            assert!(fast_only(text).is_some(), "{text}");
+        }
+        for text in ["[{\"p\": 1, \"s\": 2}]", "[[1e3, 1]]", "[[-1, 1]]", "[[\"a\\\"\", 1]]"] {
+            assert!(fast_only(text).is_none(), "{text}");
+        }
     }
 
     #[test]
