@@ -225,7 +225,9 @@ impl Processor {
             }
             Err(e) => {
                 let status = self.status(RunState::Failed, Some(e.to_string()));
-                let _ = self.flusher.finish(vec![(files::STATUS, json_bytes(&status)?)]);
+                let _ = self
+                    .flusher
+                    .finish(vec![(files::STATUS, json_bytes(&status)?)]);
                 Err(e)
             }
         }
@@ -425,7 +427,10 @@ impl Processor {
             }
         } else if self.last_status.elapsed() >= HEARTBEAT {
             let status = self.status(RunState::Running, None);
-            if self.flusher.offer(vec![(files::STATUS, json_bytes(&status)?)])? {
+            if self
+                .flusher
+                .offer(vec![(files::STATUS, json_bytes(&status)?)])?
+            {
                 self.last_status = Instant::now();
             }
         }
@@ -433,7 +438,11 @@ impl Processor {
     }
 
     /// Writes the last state and waits until it is on disk.
-    fn flush_final(&mut self, state: RunState, message: Option<String>) -> Result<(), ProcessorError> {
+    fn flush_final(
+        &mut self,
+        state: RunState,
+        message: Option<String>,
+    ) -> Result<(), ProcessorError> {
         let batch = self.batch(state, message)?;
         self.flusher.finish(batch)?;
         self.flushed();
@@ -459,7 +468,9 @@ impl Processor {
         if self.dirty.depth {
             let n = self.config.depth_levels;
             let side = |it: &mut dyn Iterator<Item = crate::model::Level>| -> Vec<[f64; 2]> {
-                it.take(n).map(|l| [l.price.to_f64(), l.size.to_f64()]).collect()
+                it.take(n)
+                    .map(|l| [l.price.to_f64(), l.size.to_f64()])
+                    .collect()
             };
             let depth = ipc::Depth {
                 bids: side(&mut engine.book().bids()),
@@ -481,8 +492,12 @@ impl Processor {
         self.last_flush = Instant::now();
         self.last_status = self.last_flush;
         let s = self.status(RunState::Running, None);
-        self.progress
-            .update(s.rows_done, s.rows_total, s.rows_per_second, &market_time(s.market_time_ms));
+        self.progress.update(
+            s.rows_done,
+            s.rows_total,
+            s.rows_per_second,
+            &market_time(s.market_time_ms),
+        );
     }
 
     fn status(&self, state: RunState, message: Option<String>) -> Status {
