@@ -62,6 +62,16 @@ fn main() -> anyhow::Result<()> {
             let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize].as_secs_f64() * 1000.0;
             println!("{:.3} {:.3}", at(0.5), at(0.99));
         }
+        Some("parse-one") if args.len() == 3 => {
+            let n: usize = args[2].parse()?;
+            let mut out = Vec::with_capacity(64);
+            let mut total = 0;
+            for _ in 0..n {
+                orderflow::source::levels::parse_levels(std::hint::black_box(&args[1]), &mut out)?;
+                total += out.len();
+            }
+            println!("{total}");
+        }
         Some("parse") if args.len() == 2 => {
             // Level parsing alone, on every book row of FILE held in memory.
             let conn = rusqlite::Connection::open(&args[1])?;

@@ -99,6 +99,7 @@ pub struct Processor {
     progress: Progress,
     notes: Vec<String>,
     flusher: Flusher,
+    rows_since_tick: u32,
 }
 
 impl Processor {
@@ -183,6 +184,7 @@ impl Processor {
             progress: Progress::new(rows_total, &label),
             notes,
             flusher: Flusher::start(config.out.clone()),
+            rows_since_tick: 0,
         })
     }
 
@@ -287,7 +289,12 @@ impl Processor {
                 } else if let Some(row) = trades.take() {
                     self.apply_trade(fi, row);
                 }
-                self.tick()?;
+                // The clock is read every few rows, not on each.
+                self.rows_since_tick += 1;
+                if self.rows_since_tick >= 32 {
+                    self.rows_since_tick = 0;
+                    self.tick()?;
+                }
             }
             self.st.next_file();
         }
@@ -351,8 +358,10 @@ impl Processor {
 
     fn apply_book(&mut self, fi: usize, row: BookRow) {
         match row.levels {
-            Ok((bids, asks)) => {
-                self.st.engine.apply_book(row.pos.ts, &bids, &asks);
+            Ok(levels) => {
+                self.st
+                    .engine
+                    .apply_book(row.pos.ts, levels.bids(), levels.asks());
                 self.dirty.metrics = true;
                 self.dirty.depth = true;
             }

@@ -95,18 +95,24 @@ impl Fail {
 
 /// Parses `text` into `out` (cleared first).
 pub fn parse_levels(text: &str, out: &mut Vec<Level>) -> Result<(), LevelError> {
+    out.clear();
     parse_level_bytes(text.as_bytes(), out)
 }
 
 /// As [`parse_levels`], on raw bytes (SQLite text, not checked as UTF-8:
-/// every accepted byte is ASCII, so any other byte is a syntax error).
+/// every accepted byte is ASCII, so any other byte is a syntax error), and
+/// *appending* to `out`. On error `out` is left as it was.
 pub fn parse_level_bytes(text: &[u8], out: &mut Vec<Level>) -> Result<(), LevelError> {
-    out.clear();
+    let start = out.len();
     if fast::levels(text, out).is_some() {
         return Ok(());
     }
-    out.clear();
-    scan(text, out).map_err(|f| f.into_error(text))
+    out.truncate(start);
+    let result = scan(text, out).map_err(|f| f.into_error(text));
+    if result.is_err() {
+        out.truncate(start);
+    }
+    result
 }
 
 /// The fast path for the shapes captures actually use: a list of
@@ -119,7 +125,7 @@ mod fast {
     use super::ENDS_SCALAR;
     use crate::model::{Fixed, Level};
 
-    const POW10: [u64; 9] = [
+    static POW10: [u64; 9] = [
         100_000_000,
         10_000_000,
         1_000_000,
@@ -131,7 +137,7 @@ mod fast {
         1,
     ];
 
-    #[inline]
+    #[inline(always)]
     fn ws(b: &[u8], i: &mut usize) {
         while *i < b.len() && b[*i].is_ascii_whitespace() {
             *i += 1;
@@ -209,60 +215,61 @@ mod fast {
         (i == b.len()).then_some(())
     }
 
-    /// A plain decimal, optionally quoted: `-12.5`, `"0.001"`.
-    #[inline]
+    /// A plain decimal, optionally quoted: `-12.5`, `"0.001"`. The digit
+    /// loops are kept to a handful of instructions (this is most of the
+    /// processor's parsing time); too many digits are caught after the
+    /// loops, where the wrapped mantissa is thrown away.
+    #[inline(always)]
     fn number(b: &[u8], i: &mut usize) -> Option<Fixed> {
-        let quote = match *b.get(*i)? {
+        let mut k = *i;
+        let quote = match *b.get(k)? {
             q @ (b'"' | b'\'') => {
-                *i += 1;
+                k += 1;
                 Some(q)
             }
             _ => None,
         };
-        let negative = b.get(*i) == Some(&b'-');
+        let negative = b.get(k) == Some(&b'-');
         if negative {
-            *i += 1;
+            k += 1;
         }
         let mut mantissa: u64 = 0;
-        let mut digits = 0u32;
-        let mut decimals: i32 = -1;
-        while let Some(&c) = b.get(*i) {
-            if c.is_ascii_digit() {
-                digits += 1;
-                if digits > 18 {
-                    return None;
-                }
-                mantissa = mantissa * 10 + (c - b'0') as u64;
-                if decimals >= 0 {
-                    decimals += 1;
-                }
-            } else if c == b'.' && decimals < 0 {
-                decimals = 0;
-            } else {
-                break;
-            }
-            *i += 1;
+        let int_start = k;
+        while k < b.len() && b[k].wrapping_sub(b'0') < 10 {
+            mantissa = mantissa.wrapping_mul(10).wrapping_add((b[k] - b'0') as u64);
+            k += 1;
         }
-        let decimals = decimals.max(0) as usize;
-        if digits == 0 || decimals > 8 {
+        let int_digits = k - int_start;
+        let mut decimals = 0;
+        if k < b.len() && b[k] == b'.' {
+            k += 1;
+            let frac_start = k;
+            while k < b.len() && b[k].wrapping_sub(b'0') < 10 {
+                mantissa = mantissa.wrapping_mul(10).wrapping_add((b[k] - b'0') as u64);
+                k += 1;
+            }
+            decimals = k - frac_start;
+        }
+        if int_digits + decimals == 0 || int_digits + decimals > 18 || decimals > 8 {
             return None;
         }
         if let Some(q) = quote {
-            if *b.get(*i)? != q {
+            if *b.get(k)? != q {
                 return None;
             }
-            *i += 1;
-        } else if let Some(&c) = b.get(*i) {
+            k += 1;
+        } else if let Some(&c) = b.get(k) {
             if !ENDS_SCALAR[c as usize] {
                 return None;
             }
         }
+        *i = k;
         let raw = i64::try_from(mantissa.checked_mul(POW10[decimals])?).ok()?;
         Some(Fixed::from_raw(if negative { -raw } else { raw }))
     }
 
     /// Skips a number, bare word or quoted string without escapes.
-    #[inline]
+    #[inline(always)]
     fn skip_scalar(b: &[u8], i: &mut usize) -> Option<()> {
         match *b.get(*i)? {
             q @ (b'"' | b'\'') => {
@@ -324,7 +331,7 @@ fn scan(text: &[u8], out: &mut Vec<Level>) -> Result<(), Fail> {
 }
 
 /// Bytes that end an unquoted scalar.
-const ENDS_SCALAR: [bool; 256] = {
+static ENDS_SCALAR: [bool; 256] = {
     let mut t = [false; 256];
     let ends = b",])} \t\n\r";
     let mut i = 0;
