@@ -100,6 +100,9 @@ pub struct Processor {
     notes: Vec<String>,
     flusher: Flusher,
     rows_since_tick: u32,
+    /// Newest bar already in the data files when the run had to start
+    /// over: the data files are not replaced before the run gets there.
+    hold_until: Option<i64>,
 }
 
 impl Processor {
@@ -129,6 +132,7 @@ impl Processor {
             max_bars: config.max_bars,
         });
         let mut notes = Vec::new();
+        let mut hold_until = None;
         let path = config.out.join(files::CHECKPOINT);
         let st = match (config.checkpoint && !config.fresh, path.exists()) {
             (true, true) => match ipc::read_json::<Checkpoint>(&path) {
@@ -153,6 +157,7 @@ impl Processor {
                          (the data files are kept until there is something newer)",
                         path.display()
                     ));
+                    hold_until = newest_bar(&config.out);
                     Checkpoint::fresh(fingerprint, engine, BTreeSet::new())
                 }
             },
@@ -185,6 +190,7 @@ impl Processor {
             notes,
             flusher: Flusher::start(config.out.clone()),
             rows_since_tick: 0,
+            hold_until,
         })
     }
 
@@ -466,6 +472,10 @@ impl Processor {
             batch.push((files::CHECKPOINT, json_bytes(&self.st)?));
         }
         let engine = &self.st.engine;
+        if self.holding() && state != RunState::Finished {
+            batch.push((files::STATUS, json_bytes(&self.status(state, message))?));
+            return Ok(batch);
+        }
         if self.dirty.ohlc {
             let rows: Vec<ipc::OhlcRow> = engine.ohlc().iter().map(Into::into).collect();
             batch.push((files::OHLC, json_bytes(&rows)?));
@@ -491,15 +501,27 @@ impl Processor {
         Ok(batch)
     }
 
+    /// Whether the data files still show more than this run has reached
+    /// (after starting over), so they must not be replaced yet.
+    fn holding(&self) -> bool {
+        let engine = &self.st.engine;
+        self.hold_until
+            .is_some_and(|ts| engine.last_ts().is_none_or(|t| engine.window_start(t) < ts))
+    }
+
     /// Bookkeeping after a batch was handed over.
     fn flushed(&mut self) {
+        self.last_flush = Instant::now();
+        self.last_status = self.last_flush;
+        if self.holding() && !self.st.finished {
+            return;
+        }
+        self.hold_until = None;
         self.dirty = Dirty {
             ohlc: false,
             metrics: false,
             depth: false,
         };
-        self.last_flush = Instant::now();
-        self.last_status = self.last_flush;
         let s = self.status(RunState::Running, None);
         self.progress.update(
             s.rows_done,
@@ -553,4 +575,13 @@ fn json_bytes<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Proces
             source: std::io::Error::other(e),
         })
     })
+}
+
+/// The newest bar timestamp in the data files of `out`, if they parse.
+fn newest_bar(out: &std::path::Path) -> Option<i64> {
+    let ohlc = ipc::read_json::<Vec<ipc::OhlcRow>>(&out.join(files::OHLC)).ok();
+    let metrics = ipc::read_json::<Vec<ipc::MetricRow>>(&out.join(files::METRICS)).ok();
+    let a = ohlc.and_then(|v| v.last().map(|r| r.ts));
+    let b = metrics.and_then(|v| v.last().map(|r| r.ts));
+    a.max(b)
 }

@@ -234,7 +234,25 @@ fn a_corrupt_checkpoint_is_reported_and_the_run_starts_over() {
         .map(|f| std::fs::read(out.join(f)).unwrap())
         .collect();
     std::fs::write(out.join("checkpoint.json"), b"{\"version\": 1, \"finger").unwrap();
+    // While it starts over, the data files it had must not be replaced by
+    // older ones.
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (stop, out) = (stop.clone(), out.clone());
+        let first = progress_of(&out).unwrap();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let now = progress_of(&out).unwrap();
+                assert!(
+                    now >= first,
+                    "data files went back from {first:?} to {now:?}"
+                );
+            }
+        })
+    };
     let run = processor(&args(&db, o));
+    stop.store(true, Ordering::Relaxed);
+    reader.join().unwrap();
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{stderr}");
     assert!(
