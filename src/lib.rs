@@ -19,3 +19,4 @@ pub mod ipc;
 pub mod model;
 pub mod source;
 pub mod supervise;
+pub mod synth;
