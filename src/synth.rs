@@ -90,9 +90,15 @@ pub struct SynthSummary {
 #[derive(Debug, thiserror::Error)]
 pub enum SynthError {
     #[error("cannot write generated data to {path}: {source}")]
-    Sqlite { path: PathBuf, source: rusqlite::Error },
+    Sqlite {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error("cannot create {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Writes one capture file at `path` (replacing any file there).
@@ -197,7 +203,8 @@ impl<'a> Generator<'a> {
     }
 
     fn run(mut self, tx: &rusqlite::Transaction) -> rusqlite::Result<SynthSummary> {
-        let mut book_stmt = tx.prepare("INSERT INTO book(bids, asks, timestamp) VALUES (?1, ?2, ?3)")?;
+        let mut book_stmt =
+            tx.prepare("INSERT INTO book(bids, asks, timestamp) VALUES (?1, ?2, ?3)")?;
         let mut trade_stmt =
             tx.prepare("INSERT INTO trades(trade_id, price, size, side, timestamp) VALUES (?1, ?2, ?3, ?4, ?5)")?;
         let c = self.config;
@@ -226,7 +233,11 @@ impl<'a> Generator<'a> {
             } else {
                 let ts = next_trade as i64;
                 let buy = self.rng.gen_bool(0.5);
-                let touch = if buy { self.book.best_ask() } else { self.book.best_bid() };
+                let touch = if buy {
+                    self.book.best_ask()
+                } else {
+                    self.book.best_bid()
+                };
                 let price = touch.map_or(self.price(self.mid), |l| l.price);
                 let size = self.size();
                 trade_id += 1.0;
@@ -287,18 +298,34 @@ impl<'a> Generator<'a> {
             // Mostly near the touch.
             let u: f64 = self.rng.gen_range(0.0..1.0);
             let off = 1 + (u * u * u * depth) as i64;
-            let (ticks, out) = if bid { (self.mid - off, &mut bids) } else { (self.mid + off, &mut asks) };
-            let size = if self.rng.gen_bool(0.15) { Fixed::ZERO } else { self.size() };
+            let (ticks, out) = if bid {
+                (self.mid - off, &mut bids)
+            } else {
+                (self.mid + off, &mut asks)
+            };
+            let size = if self.rng.gen_bool(0.15) {
+                Fixed::ZERO
+            } else {
+                self.size()
+            };
             let price = self.price(ticks);
             out.retain(|l| l.price != price);
             out.push(Level::new(price, size));
         }
         // Keep the far end populated.
-        let far_bid = self.book.bids().nth(self.config.levels_per_side).map(|l| l.price);
+        let far_bid = self
+            .book
+            .bids()
+            .nth(self.config.levels_per_side)
+            .map(|l| l.price);
         if let Some(p) = far_bid {
             bids.push(Level::new(p, Fixed::ZERO));
         }
-        let far_ask = self.book.asks().nth(self.config.levels_per_side).map(|l| l.price);
+        let far_ask = self
+            .book
+            .asks()
+            .nth(self.config.levels_per_side)
+            .map(|l| l.price);
         if let Some(p) = far_ask {
             asks.push(Level::new(p, Fixed::ZERO));
         }
@@ -325,7 +352,9 @@ pub fn format_levels(levels: &[Level], format: LevelFormat) -> String {
         let _ = match format {
             LevelFormat::OkxStrings => write!(s, "[\"{p}\",\"{z}\",\"0\",\"{}\"]", 1 + i % 7),
             LevelFormat::JsonNumbers => write!(s, "[{p}, {z}]"),
-            LevelFormat::Python => write!(s, "({}, {}, 0, {})", py_float(p), py_float(z), 1 + i % 7),
+            LevelFormat::Python => {
+                write!(s, "({}, {}, 0, {})", py_float(p), py_float(z), 1 + i % 7)
+            }
             LevelFormat::Objects => write!(s, "{{\"price\": {p}, \"size\": {z}}}"),
             LevelFormat::ShortObjects => write!(s, "{{\"p\": \"{p}\", \"s\": \"{z}\"}}"),
         };
@@ -352,7 +381,10 @@ mod tests {
     #[test]
     fn formats_parse_back_to_the_same_levels() {
         let levels = vec![
-            Level::new(Fixed::parse("30247.5").unwrap(), Fixed::parse("0.1").unwrap()),
+            Level::new(
+                Fixed::parse("30247.5").unwrap(),
+                Fixed::parse("0.1").unwrap(),
+            ),
             Level::new(Fixed::parse("30000").unwrap(), Fixed::ZERO),
         ];
         for format in LevelFormat::ALL {
@@ -361,7 +393,10 @@ mod tests {
             parse_levels(&text, &mut back).unwrap_or_else(|e| panic!("{format:?} {text}: {e}"));
             assert_eq!(back, levels, "{format:?}");
         }
-        assert_eq!(format_levels(&levels, LevelFormat::Python), "[(30247.5, 0.1, 0, 1), (30000.0, 0.0, 0, 2)]");
+        assert_eq!(
+            format_levels(&levels, LevelFormat::Python),
+            "[(30247.5, 0.1, 0, 1), (30000.0, 0.0, 0, 2)]"
+        );
     }
 
     #[test]
@@ -383,7 +418,9 @@ mod tests {
         assert_eq!(levels.len(), 200);
         let same: String = Connection::open(dir.path().join("b.db"))
             .unwrap()
-            .query_row("SELECT group_concat(bids || asks) FROM book", [], |r| r.get(0))
+            .query_row("SELECT group_concat(bids || asks) FROM book", [], |r| {
+                r.get(0)
+            })
             .unwrap();
         assert_eq!(q("SELECT group_concat(bids || asks) FROM book"), same);
     }

@@ -33,6 +33,8 @@
 //! (see [`spawn`]).
 
 pub mod child;
+pub mod demo;
+pub mod launch;
 pub mod logs;
 pub mod policy;
 pub mod signals;
@@ -70,6 +72,11 @@ pub enum SuperviseError {
     },
     #[error("no child to supervise")]
     NoChildren,
+    #[error("cannot find the program {name}: {source}")]
+    Program {
+        name: String,
+        source: std::io::Error,
+    },
 }
 
 /// How to tell that a server child answers: `GET http://host:port/healthz`
@@ -150,6 +157,7 @@ pub struct ChildSpec {
     name: String,
     program: PathBuf,
     args: Vec<OsString>,
+    first_start_args: Vec<OsString>,
     policy: RestartPolicy,
     hang_limit: Option<Duration>,
     health: Option<HealthCheck>,
@@ -167,11 +175,27 @@ impl ChildSpec {
             name: name.into(),
             program: program.into(),
             args,
+            first_start_args: Vec::new(),
             policy,
             hang_limit: None,
             health: None,
             colour: 36,
         }
+    }
+
+    /// Arguments appended on the first start only, not on restarts.
+    pub fn with_first_start_args(mut self, args: Vec<OsString>) -> ChildSpec {
+        self.first_start_args = args;
+        self
+    }
+
+    /// The arguments of the start after `restarts` restarts.
+    pub fn args(&self, restarts: u32) -> Vec<OsString> {
+        let mut args = self.args.clone();
+        if restarts == 0 {
+            args.extend(self.first_start_args.iter().cloned());
+        }
+        args
     }
 
     /// Kill and restart the child when `OUT/status.json`'s `heartbeat_ms`
@@ -559,7 +583,8 @@ impl Supervisor {
 
     fn spawn(&mut self, idx: usize) -> Event {
         let spec = &self.config.children[idx];
-        let mut child = match spawn::spawn(&spec.program, &spec.args) {
+        let restarts = self.machines[idx].restarts();
+        let mut child = match spawn::spawn(&spec.program, &spec.args(restarts)) {
             Ok(child) => child,
             Err(e) => {
                 let msg = format!("{}: {e}", spec.program.display());
@@ -613,7 +638,6 @@ impl Supervisor {
                 }
             }));
         }
-        let restarts = self.machines[idx].restarts();
         if restarts > 0 {
             self.say_about(idx, &format!("started pid {pid} (restart {restarts})"));
         } else {
