@@ -2,3 +2,4 @@
 //! harness.
 
 mod harness;
+mod supervisor;
