@@ -20,3 +20,4 @@ pub mod model;
 pub mod source;
 pub mod supervise;
 pub mod synth;
+pub mod processor;
