@@ -65,7 +65,10 @@ impl Fingerprint {
             obi_levels: config.obi_levels,
             max_bars: config.max_bars,
             depth_levels: config.depth_levels,
-            files: files.iter().map(|f| FileStamp::of(&f.path)).collect::<Result<_, _>>()?,
+            files: files
+                .iter()
+                .map(|f| FileStamp::of(&f.path))
+                .collect::<Result<_, _>>()?,
         })
     }
 
@@ -87,7 +90,13 @@ impl Fingerprint {
         if a != b {
             return Some(format!("it is for `{a}`, this run is `{b}`"));
         }
-        if self.files.len() != run.files.len() || self.files.iter().zip(&run.files).any(|(x, y)| x.path != y.path) {
+        if self.files.len() != run.files.len()
+            || self
+                .files
+                .iter()
+                .zip(&run.files)
+                .any(|(x, y)| x.path != y.path)
+        {
             return Some(format!(
                 "it was made from {} other input file(s) ({} now)",
                 self.files.len(),
@@ -141,7 +150,11 @@ pub struct Checkpoint {
 
 impl Checkpoint {
     /// The state before the first row.
-    pub fn fresh(fingerprint: Fingerprint, engine: Engine, sorted: BTreeSet<(usize, Table)>) -> Checkpoint {
+    pub fn fresh(
+        fingerprint: Fingerprint,
+        engine: Engine,
+        sorted: BTreeSet<(usize, Table)>,
+    ) -> Checkpoint {
         let mut c = Checkpoint {
             version: VERSION,
             fingerprint,

@@ -23,7 +23,12 @@ pub struct Args {
     pub end_date: String,
 
     /// Bar length in seconds.
-    #[arg(long, default_value_t = 60, value_name = "SECONDS", help_heading = "Bars")]
+    #[arg(
+        long,
+        default_value_t = 60,
+        value_name = "SECONDS",
+        help_heading = "Bars"
+    )]
     pub window_seconds: u64,
     /// Bars kept in each output file (a rolling window).
     #[arg(long, default_value_t = 1000, value_name = "N", help_heading = "Bars")]
@@ -36,21 +41,42 @@ pub struct Args {
     pub obi_levels: Option<usize>,
 
     /// Where to search for capture files (recursively).
-    #[arg(long, env = "ORDERFLOW_DATA_ROOT", default_value = "../data/OKX", value_name = "DIR", help_heading = "Input")]
+    #[arg(
+        long,
+        env = "ORDERFLOW_DATA_ROOT",
+        default_value = "../data/OKX",
+        value_name = "DIR",
+        help_heading = "Input"
+    )]
     pub data_root: PathBuf,
     /// Read exactly these files instead of searching the data root.
     #[arg(long, num_args = 1.., value_name = "FILE", help_heading = "Input")]
     pub db: Vec<PathBuf>,
 
     /// Output directory for the JSON files.
-    #[arg(long, default_value = "./out", value_name = "DIR", help_heading = "Output")]
+    #[arg(
+        long,
+        default_value = "./out",
+        value_name = "DIR",
+        help_heading = "Output"
+    )]
     pub out: PathBuf,
     /// Rewrite the output files at most this often while running.
-    #[arg(long, default_value_t = 100, value_name = "MS", help_heading = "Output")]
+    #[arg(
+        long,
+        default_value_t = 100,
+        value_name = "MS",
+        help_heading = "Output"
+    )]
     pub flush_ms: u64,
 
     /// Replay speed: `max`, or a multiple of market time (e.g. 10).
-    #[arg(long, default_value = "max", value_name = "max|X", help_heading = "Replay")]
+    #[arg(
+        long,
+        default_value = "max",
+        value_name = "max|X",
+        help_heading = "Replay"
+    )]
     pub speed: String,
     /// Ignore an existing checkpoint and start over.
     #[arg(long, help_heading = "Replay")]
@@ -208,13 +234,29 @@ mod tests {
                 end: NaiveDate::from_ymd_opt(2022, 5, 12).unwrap()
             })
         );
-        assert!(matches!(parse(&["X", "2022-5-13x", "2022-05-12"]), Err(ConfigError::Date { arg: "START_DATE", .. })));
-        assert_eq!(parse(&["X", "2022-05-13", "2022-05-13", "--speed", "0"]), Err(ConfigError::Speed("0".into())));
+        assert!(matches!(
+            parse(&["X", "2022-5-13x", "2022-05-12"]),
+            Err(ConfigError::Date {
+                arg: "START_DATE",
+                ..
+            })
+        ));
+        assert_eq!(
+            parse(&["X", "2022-05-13", "2022-05-13", "--speed", "0"]),
+            Err(ConfigError::Speed("0".into()))
+        );
         assert_eq!(
             parse(&["X", "2022-05-13", "2022-05-13", "--window-seconds", "0"]),
-            Err(ConfigError::Zero { arg: "window-seconds" })
+            Err(ConfigError::Zero {
+                arg: "window-seconds"
+            })
         );
-        let err = parse(&["X", "2022-05-13", "2022-05-12"]).unwrap_err().to_string();
-        assert!(err.contains("END_DATE 2022-05-12 is before START_DATE 2022-05-13"), "{err}");
+        let err = parse(&["X", "2022-05-13", "2022-05-12"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("END_DATE 2022-05-12 is before START_DATE 2022-05-13"),
+            "{err}"
+        );
     }
 }

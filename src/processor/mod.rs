@@ -20,7 +20,10 @@ pub use config::{Args, Config, ConfigError, Inputs};
 
 use crate::ipc::{self, files, writer::write_json, DirLock, IpcError, RunState, Status};
 use crate::model::{Engine, EngineConfig};
-use crate::source::{self, BookRow, FileInfo, InputFile, Next, Position, SourceError, StreamSpec, StreamStop, TableStream, TradeRow};
+use crate::source::{
+    self, BookRow, FileInfo, InputFile, Next, Position, SourceError, StreamSpec, StreamStop,
+    TableStream, TradeRow,
+};
 use checkpoint::{Checkpoint, Cursor, Fingerprint, Table};
 use progress::{market_time, Progress};
 use std::collections::BTreeSet;
@@ -43,7 +46,10 @@ pub enum ProcessorError {
     #[error(transparent)]
     Output(#[from] IpcError),
     #[error("cannot create output directory {path}: {source}")]
-    OutDir { path: PathBuf, source: std::io::Error },
+    OutDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot stat input file: {0}")]
     Stat(std::io::Error),
     #[error(
@@ -97,10 +103,15 @@ impl Processor {
     /// Checks inputs, locks `OUT`, loads the checkpoint. Writes nothing.
     pub fn open(config: &Config) -> Result<Processor, ProcessorError> {
         let files = match &config.inputs {
-            Inputs::Discover(root) => source::discover(root, &config.instrument, config.start, config.end)?,
+            Inputs::Discover(root) => {
+                source::discover(root, &config.instrument, config.start, config.end)?
+            }
             Inputs::Files(paths) => source::explicit(paths),
         };
-        let infos: Vec<FileInfo> = files.iter().map(|f| source::inspect(&f.path)).collect::<Result<_, _>>()?;
+        let infos: Vec<FileInfo> = files
+            .iter()
+            .map(|f| source::inspect(&f.path))
+            .collect::<Result<_, _>>()?;
         let rows_total = infos.iter().map(FileInfo::rows_estimate).sum();
         std::fs::create_dir_all(&config.out).map_err(|source| ProcessorError::OutDir {
             path: config.out.clone(),
@@ -125,7 +136,11 @@ impl Processor {
                     notes.push(if c.finished {
                         "this run already finished; nothing to do".to_string()
                     } else {
-                        format!("resuming from the checkpoint at file {} of {}", c.file_index + 1, files.len())
+                        format!(
+                            "resuming from the checkpoint at file {} of {}",
+                            c.file_index + 1,
+                            files.len()
+                        )
                     });
                     c
                 }
@@ -148,7 +163,11 @@ impl Processor {
             out: config.out.clone(),
             _lock: lock,
             rows_at_start: st.engine.counters().rows(),
-            file_start: if st.at_file_start() { Some(st.engine.clone()) } else { None },
+            file_start: if st.at_file_start() {
+                Some(st.engine.clone())
+            } else {
+                None
+            },
             st,
             dirty: Dirty {
                 ohlc: true,
@@ -198,7 +217,9 @@ impl Processor {
             Ok(false) => {
                 let note = "stopped by a signal; start again with the same arguments to resume";
                 self.flush(RunState::Stopped, Some(note.to_string()))?;
-                Ok(Outcome::Stopped(self.status(RunState::Stopped, Some(note.to_string()))))
+                Ok(Outcome::Stopped(
+                    self.status(RunState::Stopped, Some(note.to_string())),
+                ))
             }
             Err(e) => {
                 let _ = self.write_status(RunState::Failed, Some(e.to_string()));
@@ -286,7 +307,11 @@ impl Processor {
             })),
             Some(StreamStop::Failed(e)) => Err(ProcessorError::Source(e)),
             Some(StreamStop::Disorder { table, at, prev_ts }) => {
-                let t = if table == "book" { Table::Book } else { Table::Trades };
+                let t = if table == "book" {
+                    Table::Book
+                } else {
+                    Table::Trades
+                };
                 self.progress.println(&format!(
                     "{}: {table} timestamps go backwards at id {} ({} after {}); \
                      re-reading the file in (timestamp, id) order",
@@ -337,7 +362,9 @@ impl Processor {
     fn apply_trade(&mut self, fi: usize, row: TradeRow) {
         match row.trade {
             Ok(t) => {
-                self.st.engine.apply_trade(row.pos.ts, t.price, t.size, t.side);
+                self.st
+                    .engine
+                    .apply_trade(row.pos.ts, t.price, t.size, t.side);
                 self.dirty.ohlc = true;
                 self.dirty.metrics = true;
             }
@@ -356,7 +383,11 @@ impl Processor {
                 "skipped {}: {table} row id {}: {why}{}",
                 self.files[fi].path.display(),
                 pos.id,
-                if n == REPORTED_SKIPS { " (further skipped rows are only counted in status.json)" } else { "" }
+                if n == REPORTED_SKIPS {
+                    " (further skipped rows are only counted in status.json)"
+                } else {
+                    ""
+                }
             ));
         }
     }
@@ -409,7 +440,9 @@ impl Processor {
         if self.dirty.depth {
             let n = self.config.depth_levels;
             let side = |it: &mut dyn Iterator<Item = crate::model::Level>| -> Vec<[f64; 2]> {
-                it.take(n).map(|l| [l.price.to_f64(), l.size.to_f64()]).collect()
+                it.take(n)
+                    .map(|l| [l.price.to_f64(), l.size.to_f64()])
+                    .collect()
             };
             let depth = ipc::Depth {
                 bids: side(&mut engine.book().bids()),
@@ -426,12 +459,20 @@ impl Processor {
         self.write_status(state, message)
     }
 
-    fn write_status(&mut self, state: RunState, message: Option<String>) -> Result<(), ProcessorError> {
+    fn write_status(
+        &mut self,
+        state: RunState,
+        message: Option<String>,
+    ) -> Result<(), ProcessorError> {
         let status = self.status(state, message);
         write_json(&self.out, files::STATUS, &status)?;
         self.last_status = Instant::now();
-        self.progress
-            .update(status.rows_done, status.rows_total, status.rows_per_second, &market_time(status.market_time_ms));
+        self.progress.update(
+            status.rows_done,
+            status.rows_total,
+            status.rows_per_second,
+            &market_time(status.market_time_ms),
+        );
         Ok(())
     }
 
@@ -455,7 +496,11 @@ impl Processor {
             progress,
             rows_done: done,
             rows_total: self.rows_total.max(done),
-            rows_per_second: if elapsed > 0.0 { (done - self.rows_at_start.min(done)) as f64 / elapsed } else { 0.0 },
+            rows_per_second: if elapsed > 0.0 {
+                (done - self.rows_at_start.min(done)) as f64 / elapsed
+            } else {
+                0.0
+            },
             market_time_ms: self.st.engine.last_ts(),
             skipped_rows: counters.skipped(),
             warnings: counters.unknown_side_trades,

@@ -44,8 +44,14 @@ impl Progress {
             None => {
                 if self.last_line.elapsed() >= LINE_EVERY {
                     self.last_line = Instant::now();
-                    let pct = if total > 0 { done as f64 * 100.0 / total as f64 } else { 0.0 };
-                    eprintln!("progress {pct:5.1}% · {done} rows · {rate:.0} rows/s · market {market}");
+                    let pct = if total > 0 {
+                        done as f64 * 100.0 / total as f64
+                    } else {
+                        0.0
+                    };
+                    eprintln!(
+                        "progress {pct:5.1}% · {done} rows · {rate:.0} rows/s · market {market}"
+                    );
                 }
             }
         }

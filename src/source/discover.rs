@@ -21,9 +21,16 @@ pub struct InputFile {
 
 /// All files of `instrument` for days in `[start, end]` under `root`,
 /// searched recursively, in day order (then path order).
-pub fn discover(root: &Path, instrument: &str, start: NaiveDate, end: NaiveDate) -> Result<Vec<InputFile>, SourceError> {
+pub fn discover(
+    root: &Path,
+    instrument: &str,
+    start: NaiveDate,
+    end: NaiveDate,
+) -> Result<Vec<InputFile>, SourceError> {
     if !root.is_dir() {
-        return Err(SourceError::DataRoot { root: root.to_path_buf() });
+        return Err(SourceError::DataRoot {
+            root: root.to_path_buf(),
+        });
     }
     let mut found = Vec::new();
     walk(root, &mut |path| {
@@ -70,7 +77,9 @@ fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) -> std::io::Result<()> {
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let path = entry.path();
-        let Ok(kind) = entry.file_type() else { continue };
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
         if kind.is_dir() {
             walk(&path, f)?;
         } else if kind.is_file() || kind.is_symlink() {
@@ -97,7 +106,10 @@ fn match_file(root: &Path, path: &Path, instrument: &str) -> Option<NaiveDate> {
     }
     // `…/I/…D…/…`
     let rel = path.strip_prefix(root).ok()?;
-    let components: Vec<&str> = rel.components().filter_map(|c| c.as_os_str().to_str()).collect();
+    let components: Vec<&str> = rel
+        .components()
+        .filter_map(|c| c.as_os_str().to_str())
+        .collect();
     let at = components.iter().position(|c| *c == instrument)?;
     components[at + 1..].iter().find_map(|c| find_date(c))
 }
@@ -114,7 +126,13 @@ fn find_date(text: &str) -> Option<NaiveDate> {
     let b = text.as_bytes();
     (0..b.len().saturating_sub(9)).find_map(|i| {
         let w = &b[i..i + 10];
-        let shape = w.iter().enumerate().all(|(j, c)| if j == 4 || j == 7 { *c == b'-' } else { c.is_ascii_digit() });
+        let shape = w.iter().enumerate().all(|(j, c)| {
+            if j == 4 || j == 7 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        });
         if shape {
             parse_date(std::str::from_utf8(w).ok()?)
         } else {
@@ -154,7 +172,13 @@ mod tests {
         let found = discover(r, "BTC-USDT", d("2025-01-01"), d("2025-01-05")).unwrap();
         let rel: Vec<String> = found
             .iter()
-            .map(|f| f.path.strip_prefix(r).unwrap().to_string_lossy().into_owned())
+            .map(|f| {
+                f.path
+                    .strip_prefix(r)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned()
+            })
             .collect();
         assert_eq!(
             rel,
@@ -167,8 +191,13 @@ mod tests {
         );
         let swap = discover(r, "BTC-USDT-SWAP", d("2025-01-01"), d("2025-01-01")).unwrap();
         assert_eq!(swap.len(), 2);
-        let err = discover(r, "SOL-USDT", d("2025-01-01"), d("2025-01-01")).unwrap_err().to_string();
-        assert!(err.contains("SOL-USDT") && err.contains("2025-01-01"), "{err}");
+        let err = discover(r, "SOL-USDT", d("2025-01-01"), d("2025-01-01"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("SOL-USDT") && err.contains("2025-01-01"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -41,10 +41,13 @@ pub fn open(path: &Path) -> Result<Connection, SourceError> {
     let uri = format!("file:{}?immutable=1", uri_escape(path));
     let conn = Connection::open_with_flags(
         uri,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(|e| SourceError::sqlite(path, e))?;
-    conn.execute_batch(PRAGMAS).map_err(|e| SourceError::sqlite(path, e))?;
+    conn.execute_batch(PRAGMAS)
+        .map_err(|e| SourceError::sqlite(path, e))?;
     Ok(conn)
 }
 
@@ -95,7 +98,9 @@ pub fn inspect(path: &Path) -> Result<FileInfo, SourceError> {
             source,
         })?;
         if f.read_exact(&mut header).is_err() || &header != b"SQLite format 3\0" {
-            return Err(SourceError::NotSqlite { path: path.to_path_buf() });
+            return Err(SourceError::NotSqlite {
+                path: path.to_path_buf(),
+            });
         }
     }
     let conn = open(path)?;
@@ -113,7 +118,10 @@ pub fn inspect(path: &Path) -> Result<FileInfo, SourceError> {
     }
     for (table, columns) in [
         ("book", &["id", "bids", "asks", "timestamp"][..]),
-        ("trades", &["id", "trade_id", "price", "size", "side", "timestamp"][..]),
+        (
+            "trades",
+            &["id", "trade_id", "price", "size", "side", "timestamp"][..],
+        ),
     ] {
         let mut stmt = conn
             .prepare("SELECT name FROM pragma_table_info(?1)")
@@ -138,10 +146,12 @@ pub fn inspect(path: &Path) -> Result<FileInfo, SourceError> {
     }
     let range = |table: &str| -> Result<IdRange, SourceError> {
         conn.query_row(&format!("SELECT min(id), max(id) FROM {table}"), [], |r| {
-            Ok(match (r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?) {
-                (Some(lo), Some(hi)) => Some((lo, hi)),
-                _ => None,
-            })
+            Ok(
+                match (r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?) {
+                    (Some(lo), Some(hi)) => Some((lo, hi)),
+                    _ => None,
+                },
+            )
         })
         .map_err(|e| SourceError::sqlite(path, e))
     };
@@ -172,9 +182,15 @@ pub struct Position {
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum RowError {
     #[error("{side}: {source}")]
-    Levels { side: &'static str, source: LevelError },
+    Levels {
+        side: &'static str,
+        source: LevelError,
+    },
     #[error("column {column} is not {expected}")]
-    Column { column: &'static str, expected: &'static str },
+    Column {
+        column: &'static str,
+        expected: &'static str,
+    },
     #[error("{field} {value} is negative or not finite")]
     BadNumber { field: &'static str, value: f64 },
 }
@@ -319,7 +335,11 @@ pub struct StreamSpec {
 pub enum StreamStop {
     /// In `Order::Id`, the row `at` has an earlier timestamp than the row
     /// before it.
-    Disorder { table: &'static str, at: Position, prev_ts: i64 },
+    Disorder {
+        table: &'static str,
+        at: Position,
+        prev_ts: i64,
+    },
     Failed(SourceError),
 }
 
@@ -440,7 +460,10 @@ fn stream_rows<R: TableRow>(spec: &StreamSpec, tx: &SyncSender<Msg<R>>) -> Resul
     let fail = |e: rusqlite::Error| StreamStop::Failed(SourceError::sqlite(path, e));
     let conn = open(path).map_err(StreamStop::Failed)?;
     let (lo, hi) = spec.window;
-    let after = spec.after.unwrap_or(Position { ts: i64::MIN, id: i64::MIN });
+    let after = spec.after.unwrap_or(Position {
+        ts: i64::MIN,
+        id: i64::MIN,
+    });
     let sql = match spec.order {
         Order::Id => format!(
             "SELECT id, timestamp, {} FROM {} WHERE id > ?1 ORDER BY id",
@@ -462,7 +485,11 @@ fn stream_rows<R: TableRow>(spec: &StreamSpec, tx: &SyncSender<Msg<R>>) -> Resul
     .map_err(fail)?;
     let mut batch = Vec::with_capacity(BATCH);
     let mut scanned = 0u64;
-    let mut prev_ts = if spec.after.is_some() { after.ts } else { i64::MIN };
+    let mut prev_ts = if spec.after.is_some() {
+        after.ts
+    } else {
+        i64::MIN
+    };
     while let Some(row) = rows.next().map_err(fail)? {
         let r = R::from_sql(row, prev_ts).map_err(fail)?;
         let pos = r.pos();
@@ -517,7 +544,9 @@ pub fn bare_scan(path: &Path) -> Result<(u64, u64), SourceError> {
             rows_read += 1;
             for i in 0..row.as_ref().column_count() {
                 match row.get_ref(i).map_err(fail)? {
-                    ValueRef::Text(t) => sum = sum.wrapping_add(t.iter().map(|&b| b as u64).sum::<u64>()),
+                    ValueRef::Text(t) => {
+                        sum = sum.wrapping_add(t.iter().map(|&b| b as u64).sum::<u64>())
+                    }
                     ValueRef::Integer(v) => sum = sum.wrapping_add(v as u64),
                     ValueRef::Real(v) => sum = sum.wrapping_add(v.to_bits()),
                     _ => {}

@@ -188,6 +188,11 @@ impl Log {
             let _ = writeln!(out, "{}{}", self.prefix, line);
             let _ = out.flush();
         }
+        self.keep(stream, line);
+    }
+
+    /// Keeps one line in the file only, not on the console.
+    pub fn keep(&self, stream: Stream, line: &str) {
         let stamp = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ");
         let text = format!("{stamp} {} {line}\n", stream.tag());
         let mut guard = match self.file.lock() {

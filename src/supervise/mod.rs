@@ -715,7 +715,9 @@ impl Supervisor {
         let name = self.machines[idx].name();
         self.own_log
             .line(logs::Stream::Supervisor, &format!("{name}: {line}"));
-        self.logs[idx].line(logs::Stream::Supervisor, &format!("[orderflow] {line}"));
+        // In the child's own file too, so its log tells the whole story;
+        // the console has it once, from the supervisor's line.
+        self.logs[idx].keep(logs::Stream::Supervisor, line);
     }
 }
 

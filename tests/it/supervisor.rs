@@ -33,6 +33,9 @@ fn serial() -> MutexGuard<'static, ()> {
 struct Fixture {
     dir: tempfile::TempDir,
     port: u16,
+    processor: PathBuf,
+    /// Arguments for the processor given to every `orderflow run`.
+    processor_args: Vec<String>,
 }
 
 fn python() -> &'static str {
@@ -58,10 +61,34 @@ impl Fixture {
             use std::os::unix::fs::PermissionsExt;
             fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
         }
+        let processor = dir.path().join("fake-processor");
         Fixture {
             dir,
             port: free_port(),
+            processor,
+            processor_args: Vec::new(),
         }
+    }
+
+    /// A fixture that runs the real processor on `hours` of generated
+    /// market data for BTC-USDT on 2024-03-01, replayed at `speed`.
+    fn with_real_processor(hours: f64, speed: &str) -> Fixture {
+        let mut f = Fixture::new();
+        let day = chrono::NaiveDate::from_ymd_opt(2024, 3, 1).unwrap();
+        let template = orderflow::synth::SynthConfig::new(0, 0);
+        let db =
+            orderflow::synth::write_days(&f.path("data"), "BTC-USDT", day, 1, hours, &template)
+                .unwrap();
+        f.processor = PathBuf::from(env!("CARGO_BIN_EXE_orderflow-processor"));
+        f.processor_args = vec![
+            "--window-seconds".into(),
+            "10".into(),
+            "--speed".into(),
+            speed.into(),
+            "--db".into(),
+            db[0].to_string_lossy().into_owned(),
+        ];
+        f
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -90,8 +117,9 @@ impl Fixture {
         cmd.args(["run", "BTC-USDT", "2024-03-01", "2024-03-01", "--out"])
             .arg(out)
             .args(["--port", &port.to_string()])
+            .args(&self.processor_args)
             .args(extra)
-            .env("ORDERFLOW_PROCESSOR_BIN", self.path("fake-processor"))
+            .env("ORDERFLOW_PROCESSOR_BIN", &self.processor)
             .env("ORDERFLOW_VIEWER_BIN", viewer_program(self))
             .env("FAKE_START_LOG", self.start_log())
             .stdin(Stdio::null())
@@ -227,6 +255,16 @@ impl Supervisor {
                     && healthz(port)
             },
         )
+    }
+
+    /// The processor `pid` has written its heartbeat (so it is past its
+    /// start-up, signal handlers included).
+    fn wait_beating(&mut self, pid: u32) {
+        let path = self.out.join("status.json");
+        self.wait_for("the processor's heartbeat", Duration::from_secs(10), |_| {
+            orderflow::ipc::read_json::<serde_json::Value>(&path)
+                .is_ok_and(|v| v["pid"].as_u64() == Some(u64::from(pid)))
+        });
     }
 
     fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
@@ -393,11 +431,22 @@ fn a_killed_viewer_answers_again_within_1s_and_the_processor_keeps_its_pid() {
 #[test]
 fn a_killed_processor_is_restarted_resumes_and_finishes() {
     let _serial = serial();
-    let f = Fixture::new();
-    let mut sup = f.run(&["--fresh"], &[("FAKE_RUN_MS", "2500")]);
+    // 5 minutes of market at 100×: about 3 s of replay.
+    let f = Fixture::with_real_processor(5.0 / 60.0, "100");
+    let mut sup = f.run(&["--fresh"], &[]);
     let ready = sup.wait_ready();
-    let processor = pid_of(&ready, "processor");
     let viewer = pid_of(&ready, "viewer");
+    // Kill it once it has made progress.
+    let status_path = f.out().join("status.json");
+    let progressed = sup.wait_for(
+        "the processor to make progress",
+        Duration::from_secs(10),
+        |_| {
+            orderflow::ipc::read_json::<orderflow::ipc::Status>(&status_path)
+                .is_ok_and(|st| st.rows_done > 0 && st.progress < 0.7)
+        },
+    );
+    let processor = pid_of(&progressed, "processor");
     signal(processor, libc_sig::KILL);
     let after = sup.wait_for(
         "the processor to be restarted",
@@ -405,12 +454,14 @@ fn a_killed_processor_is_restarted_resumes_and_finishes() {
         |s| child(s, "processor").pid.is_some_and(|p| p != processor),
     );
     assert_eq!(child(&after, "processor").restarts, 1);
-    let done = sup.wait_for("the processor to finish", Duration::from_secs(10), |s| {
+    let done = sup.wait_for("the processor to finish", Duration::from_secs(30), |s| {
         child(s, "processor").state == ChildState::Finished
     });
     let p = child(&done, "processor");
     assert_eq!((p.pid, p.restarts), (None, 1));
     assert_eq!(p.last_exit.as_deref(), Some("exited with code 0"));
+    let st: orderflow::ipc::Status = orderflow::ipc::read_json(&status_path).unwrap();
+    assert_eq!(st.state, orderflow::ipc::RunState::Finished);
     // The viewer keeps serving, untouched.
     let v = child(&done, "viewer");
     assert_eq!(
@@ -418,7 +469,45 @@ fn a_killed_processor_is_restarted_resumes_and_finishes() {
         (Some(viewer), ChildState::Running, 0)
     );
     assert!(healthz(f.port));
-    // --fresh on the first start only: the restart resumed.
+    assert!(
+        sup.child.try_wait().unwrap().is_none(),
+        "the supervisor keeps the viewer running"
+    );
+    // The restart resumed rather than started over (no --fresh on it), and
+    // the result is that of an uninterrupted run.
+    let log = fs::read_to_string(f.out().join("logs/processor.log")).unwrap();
+    assert_eq!(log.matches("started pid").count(), 2, "{log}");
+    let clean = f.path("clean");
+    let status = Command::new(env!("CARGO_BIN_EXE_orderflow-processor"))
+        .args(["BTC-USDT", "2024-03-01", "2024-03-01"])
+        .args(&f.processor_args[..2])
+        .args(&f.processor_args[4..])
+        .args(["--speed", "max", "--out"])
+        .arg(&clean)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for name in ["ohlc_data.json", "metrics_data.json", "depth_data.json"] {
+        let a = fs::read(f.out().join(name)).unwrap();
+        let b = fs::read(clean.join(name)).unwrap();
+        assert!(a == b, "{name} differs from an uninterrupted run");
+    }
+}
+
+#[test]
+fn a_restarted_processor_gets_fresh_only_on_its_first_start() {
+    let _serial = serial();
+    let f = Fixture::new();
+    let mut sup = f.run(&["--fresh"], &[("FAKE_RUN_MS", "2500")]);
+    let ready = sup.wait_ready();
+    let processor = pid_of(&ready, "processor");
+    sup.wait_beating(processor);
+    signal(processor, libc_sig::KILL);
+    sup.wait_for("the processor to finish", Duration::from_secs(10), |s| {
+        child(s, "processor").state == ChildState::Finished
+    });
     let starts = f.starts("processor");
     assert_eq!(starts.len(), 2, "{starts:?}");
     assert!(starts[0].2.ends_with("--fresh"), "{starts:?}");
@@ -429,13 +518,9 @@ fn a_killed_processor_is_restarted_resumes_and_finishes() {
             .contains(&format!("--out {}", f.out().display())),
         "{starts:?}"
     );
-    // Finished is final: still finished a while later, not restarted.
+    // Finished is final: not restarted.
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(f.starts("processor").len(), 2);
-    assert!(
-        sup.child.try_wait().unwrap().is_none(),
-        "the supervisor keeps the viewer running"
-    );
 }
 
 #[test]
@@ -449,34 +534,51 @@ fn a_crash_looping_viewer_backs_off_then_fails_and_the_processor_is_untouched() 
         child(s, "processor").state == ChildState::Running
     });
     let processor = pid_of(&first, "processor");
-    // Record when each restart happens, from the outside.
-    let mut restart_at: Vec<Instant> = Vec::new();
+    // Measure each backoff from the outside: from the moment the viewer is
+    // seen waiting (state backoff after k restarts) to the moment restart
+    // k + 1 is seen.
+    let mut backoff_seen: Vec<Option<Instant>> = vec![None; 6];
+    let mut restart_seen: Vec<Option<Instant>> = vec![None; 6];
     let end = Instant::now() + Duration::from_secs(20);
     let failed = loop {
         let s = sup.status().unwrap();
         let v = child(&s, "viewer");
-        while restart_at.len() < v.restarts as usize {
-            restart_at.push(Instant::now());
+        let k = v.restarts as usize;
+        if k < 6 && restart_seen[k].is_none() {
+            restart_seen[k] = Some(Instant::now());
+        }
+        if v.state == ChildState::Backoff && k < 6 && backoff_seen[k].is_none() {
+            backoff_seen[k] = Some(Instant::now());
         }
         if v.state == ChildState::Failed {
             break s;
         }
         assert!(Instant::now() < end, "viewer never marked failed: {s:#?}");
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(Duration::from_millis(1));
     };
     let v = child(&failed, "viewer");
     assert_eq!((v.pid, v.restarts), (None, 5));
     assert_eq!(v.last_exit.as_deref(), Some("exited with code 1"));
-    let gaps: Vec<u128> = restart_at
-        .windows(2)
-        .map(|w| (w[1] - w[0]).as_millis())
+    let delays: Vec<Option<u128>> = (0..5)
+        .map(|k| Some((restart_seen[k + 1]? - backoff_seen[k]?).as_millis()))
         .collect();
-    eprintln!("gaps between viewer restarts (ms): {gaps:?}");
-    assert_eq!(gaps.len(), 4);
-    for (i, pair) in gaps.windows(2).enumerate() {
-        assert!(pair[1] > pair[0], "delays must grow: {gaps:?}");
-        // Backoff 200, 400, 800, 1600 ms between restarts 1‒5.
-        assert!(pair[1] >= (200 << (i + 1)) * 9 / 10, "{gaps:?}");
+    eprintln!("viewer backoff delays seen (ms): {delays:?}");
+    let observed: Vec<(usize, u128)> = delays
+        .iter()
+        .enumerate()
+        .filter_map(|(k, d)| Some((k, (*d)?)))
+        .collect();
+    assert!(observed.len() >= 3, "too few backoffs observed: {delays:?}");
+    for &(k, ms) in &observed {
+        let expected = 100u128 << k;
+        // Never early; late only by the polling and a busy machine.
+        assert!(
+            ms + 5 >= expected && ms < expected + 400,
+            "backoff {k}: {ms} ms, expected {expected}: {delays:?}"
+        );
+    }
+    for pair in observed.windows(2) {
+        assert!(pair[1].1 > pair[0].1, "delays must grow: {delays:?}");
     }
     let p = child(&failed, "processor");
     assert_eq!(
@@ -498,8 +600,9 @@ fn a_crash_looping_viewer_backs_off_then_fails_and_the_processor_is_untouched() 
 #[test]
 fn a_stopped_processor_is_detected_by_its_heartbeat_killed_and_restarted() {
     let _serial = serial();
-    let f = Fixture::new();
-    let mut sup = f.run(&["--hang-limit-ms", "1000"], &[]);
+    // An hour of market at 10×: it runs for the whole test.
+    let f = Fixture::with_real_processor(1.0, "10");
+    let mut sup = f.run(&["--hang-limit-ms", "2000"], &[]);
     let ready = sup.wait_ready();
     let processor = pid_of(&ready, "processor");
     let viewer = pid_of(&ready, "viewer");
@@ -515,15 +618,15 @@ fn a_stopped_processor_is_detected_by_its_heartbeat_killed_and_restarted() {
     );
     let took = stopped.elapsed();
     eprintln!("hang detection (SIGSTOP → new processor running): {took:?}");
-    assert!(took >= Duration::from_millis(900), "{took:?}");
+    assert!(took >= Duration::from_millis(1900), "{took:?}");
     let p = child(&after, "processor");
     assert_eq!(p.restarts, 1);
     let reason = p.last_exit.as_deref().unwrap_or("");
-    assert!(reason.starts_with("hung: no heartbeat for 1."), "{reason}");
+    assert!(reason.starts_with("hung: no heartbeat for 2."), "{reason}");
     wait_gone(&[processor], Duration::from_secs(1));
     assert_eq!(child(&after, "viewer").pid, Some(viewer));
     // The new one beats: not killed again.
-    std::thread::sleep(Duration::from_millis(1500));
+    std::thread::sleep(Duration::from_millis(3000));
     assert_eq!(child(&sup.status().unwrap(), "processor").restarts, 1);
 }
 
@@ -579,6 +682,7 @@ fn a_child_ignoring_sigterm_is_killed_after_the_grace_period() {
     let mut sup = f.run(&["--grace-ms", "700"], &[("FAKE_IGNORE_TERM", "1")]);
     let ready = sup.wait_ready();
     let processor = pid_of(&ready, "processor");
+    sup.wait_beating(processor);
     signal(sup.pid(), libc_sig::INT);
     let took = wait_gone(&[processor], Duration::from_secs(2));
     assert!(
@@ -600,6 +704,7 @@ fn a_second_ctrl_c_kills_at_once() {
     let mut sup = f.run(&["--grace-ms", "20000"], &[("FAKE_IGNORE_TERM", "1")]);
     let ready = sup.wait_ready();
     let processor = pid_of(&ready, "processor");
+    sup.wait_beating(processor);
     signal(sup.pid(), libc_sig::INT);
     sup.wait_for("the processor stopping", Duration::from_secs(2), |s| {
         child(s, "processor").state == ChildState::Stopping
