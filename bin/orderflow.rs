@@ -171,6 +171,9 @@ struct DemoArgs {
     /// Replay speed, X times market time.
     #[arg(long, value_name = "X", default_value = "20")]
     speed: String,
+    /// Only generate the demo data, print its path and exit.
+    #[arg(long)]
+    prepare_only: bool,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -217,6 +220,10 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             let db = demo::ensure_data(&args.data, args.hours).with_context(|| {
                 format!("cannot generate the demo data in {}", args.data.display())
             })?;
+            if args.prepare_only {
+                println!("{}", db.display());
+                return Ok(0);
+            }
             let day = demo::day_arg();
             let processor_args: Vec<OsString> = vec![
                 demo::INSTRUMENT.into(),
