@@ -39,11 +39,14 @@ pub enum LevelError {
 
 /// Parses `text` into `out` (cleared first).
 pub fn parse_levels(text: &str, out: &mut Vec<Level>) -> Result<(), LevelError> {
+    parse_level_bytes(text.as_bytes(), out)
+}
+
+/// As [`parse_levels`], on raw bytes (SQLite text, not checked as UTF-8:
+/// every accepted byte is ASCII, so any other byte is a syntax error).
+pub fn parse_level_bytes(text: &[u8], out: &mut Vec<Level>) -> Result<(), LevelError> {
     out.clear();
-    let mut s = Scanner {
-        b: text.as_bytes(),
-        i: 0,
-    };
+    let mut s = Scanner { b: text, i: 0 };
     s.expect_open(b'[', "'['")?;
     s.ws();
     if s.eat(b']') {
@@ -74,6 +77,18 @@ pub fn parse_levels(text: &str, out: &mut Vec<Level>) -> Result<(), LevelError> 
         return Err(s.error("',' or ']'"));
     }
 }
+
+/// Bytes that end an unquoted scalar.
+const ENDS_SCALAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let ends = b",])} \t\n\r";
+    let mut i = 0;
+    while i < ends.len() {
+        t[ends[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
 
 struct Scanner<'a> {
     b: &'a [u8],
@@ -237,12 +252,7 @@ impl<'a> Scanner<'a> {
             return Ok(s);
         }
         let start = self.i;
-        while self.i < self.b.len()
-            && !matches!(
-                self.b[self.i],
-                b',' | b']' | b')' | b'}' | b' ' | b'\t' | b'\n' | b'\r'
-            )
-        {
+        while self.i < self.b.len() && !ENDS_SCALAR[self.b[self.i] as usize] {
             self.i += 1;
         }
         if self.i == start {

@@ -16,7 +16,7 @@
 //! and page cache: the capture is never written, and SQLite can skip
 //! locking entirely.
 
-use super::levels::{parse_levels, LevelError};
+use super::levels::{parse_level_bytes, LevelError};
 use super::SourceError;
 use crate::model::{Fixed, Level, TradeSide};
 use rusqlite::types::ValueRef;
@@ -90,32 +90,39 @@ pub fn inspect(path: &Path) -> Result<FileInfo, SourceError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let mut header = [0u8; 16];
+    let mut header = [0u8; 100];
     {
         use std::io::Read;
         let mut f = std::fs::File::open(path).map_err(|source| SourceError::Unreadable {
             path: path.to_path_buf(),
             source,
         })?;
-        if f.read_exact(&mut header).is_err() || &header != b"SQLite format 3\0" {
+        if f.read_exact(&mut header).is_err() || &header[..16] != b"SQLite format 3\0" {
             return Err(SourceError::NotSqlite {
                 path: path.to_path_buf(),
             });
         }
     }
-    let conn = open(path)?;
-    let q = |sql: &str| -> Result<i64, SourceError> {
-        conn.query_row(sql, [], |r| r.get::<_, i64>(0))
-            .map_err(|e| SourceError::sqlite(path, e))
+    // The header's page size and page count (valid when the "version
+    // valid for" number matches the change counter) give the file's size.
+    let be32 = |at: usize| {
+        u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
     };
-    let expected = q("PRAGMA page_count")? * q("PRAGMA page_size")?;
-    if (meta.len() as i64) < expected {
-        return Err(SourceError::Truncated {
-            path: path.to_path_buf(),
-            expected: expected as u64,
-            actual: meta.len(),
-        });
+    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65_536,
+        n => n as u64,
+    };
+    if be32(92) == be32(24) {
+        let expected = page_size * be32(28) as u64;
+        if meta.len() < expected {
+            return Err(SourceError::Truncated {
+                path: path.to_path_buf(),
+                expected,
+                actual: meta.len(),
+            });
+        }
     }
+    let conn = open(path)?;
     for (table, columns) in [
         ("book", &["id", "bids", "asks", "timestamp"][..]),
         (
@@ -239,10 +246,7 @@ impl TableRow for BookRow {
         let (pos, ts_ok) = position(row, prev_ts)?;
         let side = |i: usize, side: &'static str| -> Result<Vec<Level>, RowError> {
             let text = match row.get_ref(i) {
-                Ok(ValueRef::Text(t)) => std::str::from_utf8(t).map_err(|_| RowError::Column {
-                    column: side,
-                    expected: "UTF-8 text",
-                })?,
+                Ok(ValueRef::Text(t)) => t,
                 _ => {
                     return Err(RowError::Column {
                         column: side,
@@ -250,8 +254,9 @@ impl TableRow for BookRow {
                     })
                 }
             };
-            let mut levels = Vec::new();
-            parse_levels(text, &mut levels).map_err(|source| RowError::Levels { side, source })?;
+            let mut levels = Vec::with_capacity(text.len() / 24 + 1);
+            parse_level_bytes(text, &mut levels)
+                .map_err(|source| RowError::Levels { side, source })?;
             Ok(levels)
         };
         let levels = if ts_ok {
