@@ -62,8 +62,23 @@ fn main() -> anyhow::Result<()> {
             let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize].as_secs_f64() * 1000.0;
             println!("{:.3} {:.3}", at(0.5), at(0.99));
         }
+        Some("atomic-file") if args.len() == 4 => {
+            let bytes = std::fs::read(&args[1]).context("FILE")?;
+            let dir = PathBuf::from(&args[2]);
+            let n: usize = args[3].parse().context("N")?;
+            std::fs::create_dir_all(&dir)?;
+            let mut times = Vec::with_capacity(n);
+            for _ in 0..n {
+                let start = Instant::now();
+                write_atomic(&dir, "checkpoint.json", &bytes)?;
+                times.push(start.elapsed());
+            }
+            times.sort();
+            let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize].as_secs_f64() * 1000.0;
+            println!("{:.3} {:.3}", at(0.5), at(0.99));
+        }
         _ => bail!(
-            "usage: bench_tools gen DIR INSTRUMENT YYYY-MM-DD HOURS | scan FILE… | measure -- CMD… | atomic-write DIR N"
+            "usage: bench_tools gen DIR INSTRUMENT YYYY-MM-DD HOURS | scan FILE… | measure -- CMD… | atomic-write DIR N | atomic-file FILE DIR N"
         ),
     }
     Ok(())

@@ -37,6 +37,62 @@ pub enum LevelError {
     NegativePrice { index: usize, price: Fixed },
 }
 
+/// The scanner's cheap, `Copy` error, turned into a [`LevelError`] (which
+/// owns strings) only when a row is actually rejected.
+#[derive(Clone, Copy, Debug)]
+enum Fail {
+    Syntax {
+        offset: usize,
+        expected: &'static str,
+    },
+    Missing {
+        index: usize,
+        field: &'static str,
+    },
+    NotANumber {
+        index: usize,
+        field: &'static str,
+        start: usize,
+        end: usize,
+    },
+    NegativePrice {
+        index: usize,
+        price: Fixed,
+    },
+}
+
+impl Fail {
+    fn into_error(self, b: &[u8]) -> LevelError {
+        match self {
+            Fail::Syntax { offset, expected } => {
+                let found = if offset >= b.len() {
+                    "end of text".to_string()
+                } else {
+                    let end = (offset + 12).min(b.len());
+                    format!("{:?}", String::from_utf8_lossy(&b[offset..end]))
+                };
+                LevelError::Syntax {
+                    offset,
+                    expected,
+                    found,
+                }
+            }
+            Fail::Missing { index, field } => LevelError::Missing { index, field },
+            Fail::NotANumber {
+                index,
+                field,
+                start,
+                end,
+            } => LevelError::NotANumber {
+                index,
+                field,
+                text: String::from_utf8_lossy(&b[start..end]).into_owned(),
+            },
+            Fail::NegativePrice { index, price } => LevelError::NegativePrice { index, price },
+        }
+    }
+}
+
 /// Parses `text` into `out` (cleared first).
 pub fn parse_levels(text: &str, out: &mut Vec<Level>) -> Result<(), LevelError> {
     parse_level_bytes(text.as_bytes(), out)
@@ -46,6 +102,10 @@ pub fn parse_levels(text: &str, out: &mut Vec<Level>) -> Result<(), LevelError> 
 /// every accepted byte is ASCII, so any other byte is a syntax error).
 pub fn parse_level_bytes(text: &[u8], out: &mut Vec<Level>) -> Result<(), LevelError> {
     out.clear();
+    scan(text, out).map_err(|f| f.into_error(text))
+}
+
+fn scan(text: &[u8], out: &mut Vec<Level>) -> Result<(), Fail> {
     let mut s = Scanner { b: text, i: 0 };
     s.expect_open(b'[', "'['")?;
     s.ws();
@@ -56,7 +116,7 @@ pub fn parse_level_bytes(text: &[u8], out: &mut Vec<Level>) -> Result<(), LevelE
         let index = out.len();
         let level = s.level(index)?;
         if level.price.is_negative() {
-            return Err(LevelError::NegativePrice {
+            return Err(Fail::NegativePrice {
                 index,
                 price: level.price,
             });
@@ -95,10 +155,10 @@ struct Scanner<'a> {
     i: usize,
 }
 
-/// A scalar value: the bytes of a number, or of a string's contents.
-type Token<'a> = &'a [u8];
+/// A scalar value: the byte range of a number, or of a string's contents.
+type Token = (usize, usize);
 
-impl<'a> Scanner<'a> {
+impl Scanner<'_> {
     fn ws(&mut self) {
         while self.i < self.b.len() && self.b[self.i].is_ascii_whitespace() {
             self.i += 1;
@@ -114,22 +174,14 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn error(&self, expected: &'static str) -> LevelError {
-        let found = match self.b.get(self.i) {
-            None => "end of text".to_string(),
-            Some(_) => {
-                let end = (self.i + 12).min(self.b.len());
-                format!("{:?}", String::from_utf8_lossy(&self.b[self.i..end]))
-            }
-        };
-        LevelError::Syntax {
+    fn error(&self, expected: &'static str) -> Fail {
+        Fail::Syntax {
             offset: self.i,
             expected,
-            found,
         }
     }
 
-    fn expect_open(&mut self, c: u8, expected: &'static str) -> Result<(), LevelError> {
+    fn expect_open(&mut self, c: u8, expected: &'static str) -> Result<(), Fail> {
         self.ws();
         if self.eat(c) {
             Ok(())
@@ -138,7 +190,7 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn end(&mut self) -> Result<(), LevelError> {
+    fn end(&mut self) -> Result<(), Fail> {
         self.ws();
         if self.i == self.b.len() {
             Ok(())
@@ -148,7 +200,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// One level: `[p, s, …]`, `(p, s, …)` or `{"price": p, "size": s, …}`.
-    fn level(&mut self, index: usize) -> Result<Level, LevelError> {
+    fn level(&mut self, index: usize) -> Result<Level, Fail> {
         match self.b.get(self.i) {
             Some(b'[') => self.sequence(index, b']'),
             Some(b'(') => self.sequence(index, b')'),
@@ -157,7 +209,7 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn sequence(&mut self, index: usize, close: u8) -> Result<Level, LevelError> {
+    fn sequence(&mut self, index: usize, close: u8) -> Result<Level, Fail> {
         self.i += 1;
         let mut price = None;
         let mut size = None;
@@ -190,10 +242,10 @@ impl<'a> Scanner<'a> {
                 }));
             }
         }
-        level_of(index, price, size)
+        level_of(self.b, index, price, size)
     }
 
-    fn object(&mut self, index: usize) -> Result<Level, LevelError> {
+    fn object(&mut self, index: usize) -> Result<Level, Fail> {
         self.i += 1;
         let mut price = None;
         let mut size = None;
@@ -201,7 +253,8 @@ impl<'a> Scanner<'a> {
         if !self.eat(b'}') {
             loop {
                 self.ws();
-                let key = self.string().ok_or_else(|| self.error("a quoted key"))?;
+                let (ks, ke) = self.string().ok_or_else(|| self.error("a quoted key"))?;
+                let key = &self.b[ks..ke];
                 self.ws();
                 if !self.eat(b':') {
                     return Err(self.error("':'"));
@@ -222,11 +275,11 @@ impl<'a> Scanner<'a> {
                 return Err(self.error("',' or '}'"));
             }
         }
-        level_of(index, price, size)
+        level_of(self.b, index, price, size)
     }
 
     /// A quoted string (either quote), returning its contents.
-    fn string(&mut self) -> Option<Token<'a>> {
+    fn string(&mut self) -> Option<Token> {
         let quote = *self.b.get(self.i)?;
         if quote != b'"' && quote != b'\'' {
             return None;
@@ -238,7 +291,7 @@ impl<'a> Scanner<'a> {
                 b'\\' => j += 2,
                 c if c == quote => {
                     self.i = j + 1;
-                    return Some(&self.b[start..j]);
+                    return Some((start, j));
                 }
                 _ => j += 1,
             }
@@ -247,7 +300,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// A number, quoted number, or bare word (`None`, `NaN`): its bytes.
-    fn scalar(&mut self) -> Result<Token<'a>, LevelError> {
+    fn scalar(&mut self) -> Result<Token, Fail> {
         if let Some(s) = self.string() {
             return Ok(s);
         }
@@ -258,11 +311,11 @@ impl<'a> Scanner<'a> {
         if self.i == start {
             return Err(self.error("a number"));
         }
-        Ok(&self.b[start..self.i])
+        Ok((start, self.i))
     }
 
     /// Skips any value: scalar, string, or nested list/tuple/object.
-    fn skip_value(&mut self) -> Result<(), LevelError> {
+    fn skip_value(&mut self) -> Result<(), Fail> {
         match self.b.get(self.i) {
             Some(b'[') | Some(b'(') | Some(b'{') => {
                 let mut depth = 0usize;
@@ -293,27 +346,34 @@ impl<'a> Scanner<'a> {
     }
 }
 
-fn level_of(index: usize, price: Option<Token>, size: Option<Token>) -> Result<Level, LevelError> {
-    let price = price.ok_or(LevelError::Missing {
+#[inline]
+fn level_of(
+    b: &[u8],
+    index: usize,
+    price: Option<Token>,
+    size: Option<Token>,
+) -> Result<Level, Fail> {
+    let price = price.ok_or(Fail::Missing {
         index,
         field: "price",
     })?;
-    let size = size.ok_or(LevelError::Missing {
+    let size = size.ok_or(Fail::Missing {
         index,
         field: "size",
     })?;
     Ok(Level::new(
-        number(index, "price", price)?,
-        number(index, "size", size)?,
+        number(b, index, "price", price)?,
+        number(b, index, "size", size)?,
     ))
 }
 
-fn number(index: usize, field: &'static str, token: Token) -> Result<Fixed, LevelError> {
-    let trimmed = trim(token);
-    Fixed::parse_bytes(trimmed).ok_or_else(|| LevelError::NotANumber {
+#[inline]
+fn number(b: &[u8], index: usize, field: &'static str, (start, end): Token) -> Result<Fixed, Fail> {
+    Fixed::parse_bytes(trim(&b[start..end])).ok_or(Fail::NotANumber {
         index,
         field,
-        text: String::from_utf8_lossy(token).into_owned(),
+        start,
+        end,
     })
 }
 
