@@ -206,11 +206,7 @@ pub struct ChildStatus {
     pub state: ChildState,
     pub restarts: u32,
     pub last_exit: Option<String>,
-    /// Wall clock of the last state change, Unix ms.
     pub since_ms: i64,
-    /// While in backoff: when the next restart is due, Unix ms.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub next_restart_ms: Option<i64>,
 }
 
 /// `supervisor.json`: the supervisor and its children.

@@ -284,10 +284,6 @@ impl Child {
             restarts: self.restarts,
             last_exit: self.last_exit.clone(),
             since_ms: self.changed_at.map_or(now_ms, wall),
-            next_restart_ms: match self.state {
-                ChildState::Backoff => self.deadline.map(wall),
-                _ => None,
-            },
         }
     }
 
@@ -610,7 +606,6 @@ mod tests {
         let s = c.status(after(t, 1050), 1_000_050);
         assert_eq!(s.state, ChildState::Backoff);
         assert_eq!(s.since_ms, 1_000_000);
-        assert_eq!(s.next_restart_ms, Some(1_000_100));
         assert_eq!(s.pid, None);
         assert_eq!(s.last_exit.as_deref(), Some("exited with code 1"));
     }
