@@ -140,6 +140,15 @@ impl Fixture {
     }
 
     /// Lines of the fakes' start log: (program, pid, wall ms, args).
+    /// How many times the supervisor started `child`, from its log (works
+    /// for the fakes and the real binaries alike).
+    fn started(&self, child: &str) -> usize {
+        fs::read_to_string(self.out().join(format!("logs/{child}.log")))
+            .unwrap_or_default()
+            .matches(" sup started pid")
+            .count()
+    }
+
     fn starts(&self, program: &str) -> Vec<(u32, i64, String)> {
         fs::read_to_string(self.start_log())
             .unwrap_or_default()
@@ -425,7 +434,7 @@ fn a_killed_viewer_answers_again_within_1s_and_the_processor_keeps_its_pid() {
     assert!(plog.contains(" out fake processor"), "{plog}");
     assert!(plog.contains(" err a line on stderr"), "{plog}");
     let vlog = fs::read_to_string(f.out().join("logs/viewer.log")).unwrap();
-    assert_eq!(vlog.matches(" out fake viewer").count(), 2, "{vlog}");
+    assert_eq!(vlog.matches(" sup started pid").count(), 2, "{vlog}");
 }
 
 #[test]
@@ -587,7 +596,7 @@ fn a_crash_looping_viewer_backs_off_then_fails_and_the_processor_is_untouched() 
     );
     // Failed is final; the supervisor keeps the processor going.
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(f.starts("viewer").len(), 6);
+    assert_eq!(f.started("viewer"), 6);
     assert!(alive(processor));
     assert!(sup.child.try_wait().unwrap().is_none());
     // Stopped now, it reports the failure in its exit code.
@@ -658,10 +667,18 @@ fn sigterm_stops_every_child_and_its_group_within_2s() {
     for c in &end.children {
         assert_eq!((c.state, c.pid), (ChildState::Stopped, None), "{end:#?}");
     }
-    assert_eq!(
-        child(&end, "viewer").last_exit.as_deref(),
-        Some("killed by SIGTERM")
-    );
+    // Both went on SIGTERM, within the grace period (no SIGKILL needed).
+    for c in &end.children {
+        let exit = c.last_exit.as_deref().unwrap_or("");
+        assert!(
+            matches!(
+                exit,
+                "killed by SIGTERM" | "exited with code 0" | "exited with code 130"
+            ),
+            "{}: {exit}",
+            c.name
+        );
+    }
     // No temp file left behind by the supervisor.
     let temps: Vec<_> = fs::read_dir(f.out())
         .unwrap()
@@ -751,8 +768,8 @@ fn a_second_supervisor_on_the_same_out_is_refused_and_the_first_untouched() {
         "{err}"
     );
     // It started nothing and changed nothing.
-    assert_eq!(f.starts("processor").len(), 1);
-    assert_eq!(f.starts("viewer").len(), 1);
+    assert_eq!(f.started("processor"), 1);
+    assert_eq!(f.started("viewer"), 1);
     let now = first.status().unwrap();
     assert_eq!(now.pid, first.pid());
     assert_eq!(now.children, ready.children);
