@@ -356,6 +356,7 @@ pub async fn run(
         url: None,
         started_ms: ipc::now_ms(),
         published: None,
+        publish_error: None,
         stopping: false,
     };
     sup.say(&format!(
@@ -369,9 +370,10 @@ pub async fn run(
         sup.config.out.display(),
         std::process::id()
     ));
-    let result = sup.event_loop(&mut stop, rx).await;
+    let outcome = sup.event_loop(&mut stop, rx).await;
+    // Every child is final here; this only matters if that ever changes.
     sup.kill_everything();
-    result
+    Ok(outcome)
 }
 
 struct Supervisor {
@@ -388,6 +390,8 @@ struct Supervisor {
     url: Option<String>,
     started_ms: i64,
     published: Option<(Vec<ChildStatus>, Option<String>)>,
+    /// The last error writing `supervisor.json`, reported once.
+    publish_error: Option<String>,
     stopping: bool,
 }
 
@@ -396,14 +400,14 @@ impl Supervisor {
         &mut self,
         stop: &mut mpsc::UnboundedReceiver<Stop>,
         mut rx: mpsc::UnboundedReceiver<Msg>,
-    ) -> Result<Outcome, SuperviseError> {
+    ) -> Outcome {
         let now = Instant::now();
         for idx in 0..self.machines.len() {
             self.feed(idx, Event::Start, now);
         }
         let mut stop_open = true;
         loop {
-            self.publish()?;
+            self.publish_or_warn();
             if self.machines.iter().all(Child::is_terminal) {
                 break;
             }
@@ -430,11 +434,11 @@ impl Supervisor {
         } else {
             format!("every child has ended; failed: {}", failed.join(", "))
         });
-        self.publish()?;
-        Ok(Outcome {
+        self.publish_or_warn();
+        Outcome {
             stopped: self.stopping,
             failed,
-        })
+        }
     }
 
     /// The next instant something must be checked: a machine's deadline or
@@ -492,7 +496,12 @@ impl Supervisor {
                     ipc::ChildState::Failed => {
                         "crash loop: marked failed, not restarted again".to_string()
                     }
-                    ipc::ChildState::Finished => "finished".to_string(),
+                    ipc::ChildState::Finished => match &self.url {
+                        Some(url) => {
+                            format!("finished; the viewer keeps serving {url} (Ctrl-C to stop)")
+                        }
+                        None => "finished".to_string(),
+                    },
                     _ => "stopped".to_string(),
                 };
                 let line = format!("pid {pid} {}; {what}", m.last_exit().unwrap_or("exited"));
@@ -646,7 +655,22 @@ impl Supervisor {
         Event::Spawned { pid }
     }
 
-    /// Writes `supervisor.json` if anything in it changed.
+    /// Writes `supervisor.json` if anything in it changed. A failed write
+    /// (full disk, OUT removed) is reported once and retried on the next
+    /// change: the children matter more than their report.
+    fn publish_or_warn(&mut self) {
+        match self.publish() {
+            Ok(()) => self.publish_error = None,
+            Err(e) => {
+                let text = e.to_string();
+                if self.publish_error.as_deref() != Some(text.as_str()) {
+                    self.say(&format!("warning: {text}"));
+                    self.publish_error = Some(text);
+                }
+            }
+        }
+    }
+
     fn publish(&mut self) -> Result<(), SuperviseError> {
         let now = Instant::now();
         let now_ms = ipc::now_ms();
