@@ -129,7 +129,7 @@ struct CommonArgs {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
     host: String,
     /// Port the viewer listens on.
-    #[arg(long, value_name = "PORT", default_value_t = 8050)]
+    #[arg(long, value_name = "PORT", default_value_t = 8050, value_parser = clap::value_parser!(u16).range(1..))]
     port: u16,
     #[command(flatten)]
     supervisor: SupervisorArgs,
@@ -335,5 +335,7 @@ mod tests {
         assert!(
             Cli::try_parse_from(["orderflow", "run", "X", "2025-13-01", "2025-01-02"]).is_err()
         );
+        // The supervisor must know the port to probe it.
+        assert!(Cli::try_parse_from(["orderflow", "demo", "--port", "0"]).is_err());
     }
 }
