@@ -95,14 +95,206 @@ impl Fail {
 
 /// Parses `text` into `out` (cleared first).
 pub fn parse_levels(text: &str, out: &mut Vec<Level>) -> Result<(), LevelError> {
+    out.clear();
     parse_level_bytes(text.as_bytes(), out)
 }
 
 /// As [`parse_levels`], on raw bytes (SQLite text, not checked as UTF-8:
-/// every accepted byte is ASCII, so any other byte is a syntax error).
+/// every accepted byte is ASCII, so any other byte is a syntax error), and
+/// *appending* to `out`. On error `out` is left as it was.
 pub fn parse_level_bytes(text: &[u8], out: &mut Vec<Level>) -> Result<(), LevelError> {
-    out.clear();
-    scan(text, out).map_err(|f| f.into_error(text))
+    let start = out.len();
+    if fast::levels(text, out).is_some() {
+        return Ok(());
+    }
+    out.truncate(start);
+    let result = scan(text, out).map_err(|f| f.into_error(text));
+    if result.is_err() {
+        out.truncate(start);
+    }
+    result
+}
+
+/// The fast path for the shapes captures actually use: a list of
+/// `[p, s, …]` or `(p, s, …)` whose fields are plain numbers or quoted
+/// plain numbers. One pass, numbers parsed while scanning, no error
+/// detail: anything unusual (objects, exponents, escapes, nested values,
+/// a negative price, a bad number) returns `None` and the general scanner
+/// below parses the text again and explains what is wrong.
+mod fast {
+    use super::ENDS_SCALAR;
+    use crate::model::{Fixed, Level};
+
+    static POW10: [u64; 9] = [
+        100_000_000,
+        10_000_000,
+        1_000_000,
+        100_000,
+        10_000,
+        1_000,
+        100,
+        10,
+        1,
+    ];
+
+    #[inline(always)]
+    fn ws(b: &[u8], i: &mut usize) {
+        while *i < b.len() && b[*i].is_ascii_whitespace() {
+            *i += 1;
+        }
+    }
+
+    pub(super) fn levels(b: &[u8], out: &mut Vec<Level>) -> Option<()> {
+        let mut i = 0;
+        ws(b, &mut i);
+        if *b.get(i)? != b'[' {
+            return None;
+        }
+        i += 1;
+        ws(b, &mut i);
+        if *b.get(i)? == b']' {
+            i += 1;
+            ws(b, &mut i);
+            return (i == b.len()).then_some(());
+        }
+        loop {
+            let close = match *b.get(i)? {
+                b'[' => b']',
+                b'(' => b')',
+                _ => return None,
+            };
+            i += 1;
+            ws(b, &mut i);
+            let price = number(b, &mut i)?;
+            ws(b, &mut i);
+            if *b.get(i)? != b',' {
+                return None;
+            }
+            i += 1;
+            ws(b, &mut i);
+            let size = number(b, &mut i)?;
+            loop {
+                ws(b, &mut i);
+                let c = *b.get(i)?;
+                i += 1;
+                if c == close {
+                    break;
+                }
+                if c != b',' {
+                    return None;
+                }
+                ws(b, &mut i);
+                if *b.get(i)? == close {
+                    i += 1;
+                    break;
+                }
+                skip_scalar(b, &mut i)?;
+            }
+            if price.is_negative() {
+                return None;
+            }
+            out.push(Level::new(price, size));
+            ws(b, &mut i);
+            match *b.get(i)? {
+                b',' => {
+                    i += 1;
+                    ws(b, &mut i);
+                    if *b.get(i)? == b']' {
+                        i += 1;
+                        break;
+                    }
+                }
+                b']' => {
+                    i += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+        ws(b, &mut i);
+        (i == b.len()).then_some(())
+    }
+
+    /// A plain decimal, optionally quoted: `-12.5`, `"0.001"`. The digit
+    /// loops are kept to a handful of instructions (this is most of the
+    /// processor's parsing time); too many digits are caught after the
+    /// loops, where the wrapped mantissa is thrown away.
+    #[inline(always)]
+    fn number(b: &[u8], i: &mut usize) -> Option<Fixed> {
+        let mut k = *i;
+        let quote = match *b.get(k)? {
+            q @ (b'"' | b'\'') => {
+                k += 1;
+                Some(q)
+            }
+            _ => None,
+        };
+        let negative = b.get(k) == Some(&b'-');
+        if negative {
+            k += 1;
+        }
+        let mut mantissa: u64 = 0;
+        let int_start = k;
+        while k < b.len() && b[k].wrapping_sub(b'0') < 10 {
+            mantissa = mantissa.wrapping_mul(10).wrapping_add((b[k] - b'0') as u64);
+            k += 1;
+        }
+        let int_digits = k - int_start;
+        let mut decimals = 0;
+        if k < b.len() && b[k] == b'.' {
+            k += 1;
+            let frac_start = k;
+            while k < b.len() && b[k].wrapping_sub(b'0') < 10 {
+                mantissa = mantissa.wrapping_mul(10).wrapping_add((b[k] - b'0') as u64);
+                k += 1;
+            }
+            decimals = k - frac_start;
+        }
+        if int_digits + decimals == 0 || int_digits + decimals > 18 || decimals > 8 {
+            return None;
+        }
+        if let Some(q) = quote {
+            if *b.get(k)? != q {
+                return None;
+            }
+            k += 1;
+        } else if let Some(&c) = b.get(k) {
+            if !ENDS_SCALAR[c as usize] {
+                return None;
+            }
+        }
+        *i = k;
+        let raw = i64::try_from(mantissa.checked_mul(POW10[decimals])?).ok()?;
+        Some(Fixed::from_raw(if negative { -raw } else { raw }))
+    }
+
+    /// Skips a number, bare word or quoted string without escapes.
+    #[inline(always)]
+    fn skip_scalar(b: &[u8], i: &mut usize) -> Option<()> {
+        match *b.get(*i)? {
+            q @ (b'"' | b'\'') => {
+                *i += 1;
+                loop {
+                    let c = *b.get(*i)?;
+                    *i += 1;
+                    if c == b'\\' {
+                        return None;
+                    }
+                    if c == q {
+                        return Some(());
+                    }
+                }
+            }
+            b'[' | b'(' | b'{' => None,
+            _ => {
+                let start = *i;
+                while *i < b.len() && !ENDS_SCALAR[b[*i] as usize] {
+                    *i += 1;
+                }
+                (*i > start).then_some(())
+            }
+        }
+    }
 }
 
 fn scan(text: &[u8], out: &mut Vec<Level>) -> Result<(), Fail> {
@@ -139,7 +331,7 @@ fn scan(text: &[u8], out: &mut Vec<Level>) -> Result<(), Fail> {
 }
 
 /// Bytes that end an unquoted scalar.
-const ENDS_SCALAR: [bool; 256] = {
+static ENDS_SCALAR: [bool; 256] = {
     let mut t = [false; 256];
     let ends = b",])} \t\n\r";
     let mut i = 0;
@@ -452,6 +644,61 @@ mod tests {
         }
         let err = parse("[[1,2],[3").unwrap_err().to_string();
         assert!(err.contains("byte 9"), "{err}");
+    }
+
+    /// The general scanner alone.
+    fn general(text: &str) -> Option<Vec<Level>> {
+        let mut out = Vec::new();
+        scan(text.as_bytes(), &mut out).ok().map(|_| out)
+    }
+
+    /// The fast path alone.
+    fn fast_only(text: &str) -> Option<Vec<Level>> {
+        let mut out = Vec::new();
+        fast::levels(text.as_bytes(), &mut out).map(|_| out)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_fast_path_agrees_with_the_general_scanner(
+            levels in proptest::collection::vec((0i64..10_000_000_000_000, -5i64..5_000_000_000), 0..12),
+            form in 0usize..5,
+            noise in proptest::collection::vec((0usize..400, proptest::sample::select(vec![" ", ",", "]", "\"", "e", "-", "x", "(", "\\", "."])), 0..3),
+        ) {
+            let levels: Vec<Level> = levels.into_iter().map(|(p, s)| Level::new(Fixed::from_raw(p), Fixed::from_raw(s))).collect();
+            let mut text = crate::synth::format_levels(&levels, crate::synth::LevelFormat::ALL[form]);
+            for (at, piece) in noise {
+                let at = at.min(text.len());
+                if text.is_char_boundary(at) {
+                    text.insert_str(at, piece);
+                }
+            }
+            let slow = general(&text);
+            if let Some(fast) = fast_only(&text) {
+                proptest::prop_assert_eq!(Some(fast), slow, "{}", text);
+            }
+        }
+    }
+
+    #[test]
+    fn the_fast_path_takes_the_common_forms() {
+        for text in [
+            r#"[["30247.5","0.1","0","3"]]"#,
+            "[[30247.5, 0.1]]",
+            "[(30247.5, 0.1, 0, 1)]",
+            "[]",
+            "[('1', '2')]",
+        ] {
+            assert!(fast_only(text).is_some(), "{text}");
+        }
+        for text in [
+            "[{\"p\": 1, \"s\": 2}]",
+            "[[1e3, 1]]",
+            "[[-1, 1]]",
+            "[[\"a\\\"\", 1]]",
+        ] {
+            assert!(fast_only(text).is_none(), "{text}");
+        }
     }
 
     #[test]

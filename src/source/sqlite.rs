@@ -206,7 +206,24 @@ pub enum RowError {
 #[derive(Clone, Debug)]
 pub struct BookRow {
     pub pos: Position,
-    pub levels: Result<(Vec<Level>, Vec<Level>), RowError>,
+    pub levels: Result<Levels, RowError>,
+}
+
+/// The parsed bids and asks of a row, in one allocation.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Levels {
+    all: Vec<Level>,
+    bids: usize,
+}
+
+impl Levels {
+    pub fn bids(&self) -> &[Level] {
+        &self.all[..self.bids]
+    }
+
+    pub fn asks(&self) -> &[Level] {
+        &self.all[self.bids..]
+    }
 }
 
 /// A checked trade.
@@ -244,23 +261,30 @@ impl TableRow for BookRow {
 
     fn from_sql(row: &rusqlite::Row, prev_ts: i64) -> rusqlite::Result<BookRow> {
         let (pos, ts_ok) = position(row, prev_ts)?;
-        let side = |i: usize, side: &'static str| -> Result<Vec<Level>, RowError> {
-            let text = match row.get_ref(i) {
-                Ok(ValueRef::Text(t)) => t,
-                _ => {
-                    return Err(RowError::Column {
-                        column: side,
-                        expected: "text",
-                    })
-                }
-            };
-            let mut levels = Vec::with_capacity(text.len() / 24 + 1);
-            parse_level_bytes(text, &mut levels)
-                .map_err(|source| RowError::Levels { side, source })?;
-            Ok(levels)
+        let text = |i: usize, column: &'static str| -> Result<&[u8], RowError> {
+            match row.get_ref(i) {
+                Ok(ValueRef::Text(t)) => Ok(t),
+                _ => Err(RowError::Column {
+                    column,
+                    expected: "text",
+                }),
+            }
         };
         let levels = if ts_ok {
-            side(2, "bids").and_then(|b| Ok((b, side(3, "asks")?)))
+            (|| {
+                let (bids, asks) = (text(2, "bids")?, text(3, "asks")?);
+                let mut all = Vec::with_capacity((bids.len() + asks.len()) / 24 + 2);
+                parse_level_bytes(bids, &mut all).map_err(|source| RowError::Levels {
+                    side: "bids",
+                    source,
+                })?;
+                let n = all.len();
+                parse_level_bytes(asks, &mut all).map_err(|source| RowError::Levels {
+                    side: "asks",
+                    source,
+                })?;
+                Ok(Levels { all, bids: n })
+            })()
         } else {
             Err(RowError::Column {
                 column: "timestamp",
