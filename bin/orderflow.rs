@@ -139,7 +139,7 @@ struct CommonArgs {
 #[command(next_help_heading = "Supervisor")]
 struct SupervisorArgs {
     /// Restart the processor when status.json's heartbeat is older than this.
-    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    #[arg(long, value_name = "MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..))]
     hang_limit_ms: u64,
     /// Time between SIGTERM and SIGKILL when stopping.
     #[arg(long, value_name = "MS", default_value_t = 3000)]
