@@ -19,4 +19,5 @@ pub mod ipc;
 pub mod model;
 pub mod processor;
 pub mod source;
+pub mod supervise;
 pub mod synth;

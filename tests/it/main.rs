@@ -5,3 +5,4 @@ mod harness;
 mod okx;
 mod processor;
 mod resume;
+mod supervisor;
