@@ -72,6 +72,16 @@ pub enum Outcome {
     Stopped(Status),
 }
 
+/// What the merge loop does next with a stream.
+enum Head {
+    Row(Position),
+    End,
+    /// Nothing yet: poll again.
+    Wait,
+    /// The file is re-read (sorted, or from the start).
+    Restart,
+}
+
 /// Which output files changed since the last flush.
 #[derive(Clone, Copy, Debug)]
 struct Dirty {
@@ -255,29 +265,17 @@ impl Processor {
                 if shutdown.load(Ordering::Relaxed) {
                     return Ok(false);
                 }
-                let b = match book.poll(POLL) {
-                    Next::Row(p) => Some(p),
-                    Next::End => None,
-                    Next::Pending => {
-                        self.tick()?;
-                        continue;
-                    }
-                    Next::Stopped => {
-                        self.stopped(fi, book.take_stop())?;
-                        continue 'files;
-                    }
+                let b = match self.head(fi, &mut book)? {
+                    Head::Row(p) => Some(p),
+                    Head::End => None,
+                    Head::Wait => continue,
+                    Head::Restart => continue 'files,
                 };
-                let t = match trades.poll(POLL) {
-                    Next::Row(p) => Some(p),
-                    Next::End => None,
-                    Next::Pending => {
-                        self.tick()?;
-                        continue;
-                    }
-                    Next::Stopped => {
-                        self.stopped(fi, trades.take_stop())?;
-                        continue 'files;
-                    }
+                let t = match self.head(fi, &mut trades)? {
+                    Head::Row(p) => Some(p),
+                    Head::End => None,
+                    Head::Wait => continue,
+                    Head::Restart => continue 'files,
                 };
                 let take_book = match (b, t) {
                     (None, None) => break,
@@ -305,6 +303,27 @@ impl Processor {
             self.st.next_file();
         }
         Ok(true)
+    }
+
+    /// The next row of a stream, refreshing the heartbeat while it is busy
+    /// and handling an early stop.
+    fn head<R: source::sqlite::TableRow>(
+        &mut self,
+        fi: usize,
+        stream: &mut TableStream<R>,
+    ) -> Result<Head, ProcessorError> {
+        Ok(match stream.poll(POLL) {
+            Next::Row(p) => Head::Row(p),
+            Next::End => Head::End,
+            Next::Pending => {
+                self.tick()?;
+                Head::Wait
+            }
+            Next::Stopped => {
+                self.stopped(fi, stream.take_stop())?;
+                Head::Restart
+            }
+        })
     }
 
     fn spec(&self, fi: usize, cursor: Cursor) -> StreamSpec {

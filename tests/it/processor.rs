@@ -470,8 +470,8 @@ fn readers_never_see_a_partial_file_while_the_processor_rewrites_them() {
     let d = db.to_str().unwrap();
     let o = out.to_str().unwrap();
     // Flush every millisecond at 200× market speed: thousands of rewrites.
-    let child = std::process::Command::new(PROCESSOR)
-        .args([
+    let spawn = |extra: &[&str]| {
+        let mut args = vec![
             "GEN",
             "2024-01-01",
             "2024-01-01",
@@ -487,11 +487,16 @@ fn readers_never_see_a_partial_file_while_the_processor_rewrites_them() {
             "200",
             "--max-bars",
             "50",
-        ])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let child = KillOnDrop(child);
+        ];
+        args.extend_from_slice(extra);
+        let child = std::process::Command::new(PROCESSOR)
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        KillOnDrop(child)
+    };
+    let child = spawn(&[]);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let readers: Vec<_> = [
         "ohlc_data.json",
@@ -547,29 +552,7 @@ fn readers_never_see_a_partial_file_while_the_processor_rewrites_them() {
     );
     // Killed mid-run (a second run, SIGKILLed): every file still parses.
     drop(child);
-    let child = std::process::Command::new(PROCESSOR)
-        .args([
-            "GEN",
-            "2024-01-01",
-            "2024-01-01",
-            "--db",
-            d,
-            "--out",
-            o,
-            "--window-seconds",
-            "5",
-            "--flush-ms",
-            "1",
-            "--speed",
-            "200",
-            "--max-bars",
-            "50",
-            "--fresh",
-        ])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut child = KillOnDrop(child);
+    let mut child = spawn(&["--fresh"]);
     wait_for(Duration::from_secs(20), || {
         let s: serde_json::Value =
             serde_json::from_slice(&std::fs::read(out.join("status.json")).ok()?).ok()?;

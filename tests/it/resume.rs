@@ -135,6 +135,25 @@ fn twenty_sigkills_lose_nothing() {
     assert_eq!(temp_files(&out), Vec::<String>::new());
 }
 
+/// Every file in `dir` but the lock: its bytes and modification time.
+fn contents_and_mtimes(dir: &Path) -> Vec<(Vec<u8>, std::time::SystemTime)> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name() != ".writer.lock")
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    entries
+        .iter()
+        .map(|e| {
+            (
+                std::fs::read(e.path()).unwrap(),
+                e.metadata().unwrap().modified().unwrap(),
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn a_finished_run_started_again_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -142,31 +161,11 @@ fn a_finished_run_started_again_changes_nothing() {
     let out = dir.path().join("out");
     let a = args(&db, out.to_str().unwrap());
     assert!(processor(&a).status.success());
-    let before: Vec<(Vec<u8>, std::time::SystemTime)> = std::fs::read_dir(&out)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name() != ".writer.lock")
-        .map(|e| {
-            (
-                std::fs::read(e.path()).unwrap(),
-                e.metadata().unwrap().modified().unwrap(),
-            )
-        })
-        .collect();
+    let before = contents_and_mtimes(&out);
     let again = processor(&a);
     assert!(again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already finished"));
-    let after: Vec<(Vec<u8>, std::time::SystemTime)> = std::fs::read_dir(&out)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name() != ".writer.lock")
-        .map(|e| {
-            (
-                std::fs::read(e.path()).unwrap(),
-                e.metadata().unwrap().modified().unwrap(),
-            )
-        })
-        .collect();
+    let after = contents_and_mtimes(&out);
     assert_eq!(before, after);
 }
 
