@@ -196,7 +196,7 @@ impl Processor {
             last_flush: Instant::now(),
             last_status: Instant::now(),
             pace: None,
-            progress: Progress::new(rows_total, &label),
+            progress: Progress::new(&label),
             notes,
             flusher: Flusher::start(config.out.clone()),
             rows_since_tick: 0,
