@@ -144,7 +144,7 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `cmd`, sampling `RssAnon` every 10 ms; returns wall seconds and the
+/// Runs `cmd`, sampling `RssAnon` every 2 ms; returns wall seconds and the
 /// peak in KiB. Fails if the command fails.
 fn measure(cmd: &[String]) -> anyhow::Result<(f64, u64)> {
     let start = Instant::now();
@@ -172,7 +172,7 @@ fn measure(cmd: &[String]) -> anyhow::Result<(f64, u64)> {
             }
             break;
         }
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(2));
     }
     Ok((start.elapsed().as_secs_f64(), peak))
 }
