@@ -1,6 +1,6 @@
 //! Tools for `scripts/bench`: generate data, time a bare scan (the floor),
-//! run a command while sampling its anonymous resident memory, time atomic
-//! writes. Not part of the product; run with
+//! run a command while sampling its anonymous resident memory and taking
+//! its CPU time, time atomic writes, time level parsing. Not part of the product; run with
 //! `cargo run --release --example bench_tools -- <command>`.
 
 use anyhow::{bail, Context};
@@ -35,7 +35,9 @@ fn main() -> anyhow::Result<()> {
         }
         Some("measure") if args.len() >= 3 && args[1] == "--" => {
             let (secs, peak_kib) = measure(&args[2..])?;
-            println!("{secs:.6} {peak_kib}");
+            let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)?;
+            let cpu = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+            println!("{secs:.6} {peak_kib} {:.6}", cpu(usage.user_time()) + cpu(usage.system_time()));
         }
         Some("atomic-write") if args.len() == 3 => {
             let dir = PathBuf::from(&args[1]);
@@ -145,7 +147,8 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// Runs `cmd`, sampling `RssAnon` every 2 ms; returns wall seconds and the
-/// peak in KiB. Fails if the command fails.
+/// peak in KiB (the caller reads the CPU time of the reaped child). Fails
+/// if the command fails.
 fn measure(cmd: &[String]) -> anyhow::Result<(f64, u64)> {
     let start = Instant::now();
     let mut child = std::process::Command::new(&cmd[0])
