@@ -288,7 +288,7 @@ impl Processor {
                 }
                 if take_book {
                     if let Some(row) = book.take() {
-                        self.apply_book(fi, row);
+                        self.apply_book(fi, row, book.levels());
                     }
                 } else if let Some(row) = trades.take() {
                     self.apply_trade(fi, row);
@@ -381,12 +381,11 @@ impl Processor {
         }
     }
 
-    fn apply_book(&mut self, fi: usize, row: BookRow) {
+    fn apply_book(&mut self, fi: usize, row: BookRow, buffer: &[crate::model::Level]) {
         match row.levels {
             Ok(levels) => {
-                self.st
-                    .engine
-                    .apply_book(row.pos.ts, levels.bids(), levels.asks());
+                let (bids, asks) = levels.sides(buffer);
+                self.st.engine.apply_book(row.pos.ts, bids, asks);
                 self.dirty.metrics = true;
                 self.dirty.depth = true;
             }

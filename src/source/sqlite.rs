@@ -28,14 +28,14 @@ use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::time::Duration;
 
 /// Rows per batch sent from a reader thread.
-const BATCH: usize = 512;
+const BATCH: usize = 128;
 /// Batches in flight per table.
-const IN_FLIGHT: usize = 8;
+const IN_FLIGHT: usize = 4;
 
 /// The SQL pragmas every capture connection runs: read-only, memory-mapped,
 /// sorts spilling to temp files.
 pub const PRAGMAS: &str = "PRAGMA query_only=1; PRAGMA mmap_size=1073741824; \
-     PRAGMA cache_size=-32768; PRAGMA temp_store=FILE;";
+     PRAGMA cache_size=-4096; PRAGMA temp_store=FILE;";
 
 /// Opens a capture read-only with the tuned settings.
 pub fn open(path: &Path) -> Result<Connection, SourceError> {
@@ -207,27 +207,30 @@ pub enum RowError {
     BadNumber { field: &'static str, value: f64 },
 }
 
-/// A book row with its levels parsed.
+/// A book row with its levels parsed. The levels themselves live in the
+/// batch's one buffer ([`TableStream::levels`]); the row holds where.
 #[derive(Clone, Debug)]
 pub struct BookRow {
     pub pos: Position,
     pub levels: Result<Levels, RowError>,
 }
 
-/// The parsed bids and asks of a row, in one allocation.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// Where a row's bids (`start..split`) and asks (`split..end`) are in its
+/// batch's level buffer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Levels {
-    all: Vec<Level>,
-    bids: usize,
+    start: usize,
+    split: usize,
+    end: usize,
 }
 
 impl Levels {
-    pub fn bids(&self) -> &[Level] {
-        &self.all[..self.bids]
-    }
-
-    pub fn asks(&self) -> &[Level] {
-        &self.all[self.bids..]
+    /// The bids and the asks, in `buffer` (from [`TableStream::levels`]).
+    pub fn sides<'a>(&self, buffer: &'a [Level]) -> (&'a [Level], &'a [Level]) {
+        (
+            &buffer[self.start..self.split],
+            &buffer[self.split..self.end],
+        )
     }
 }
 
@@ -262,14 +265,17 @@ pub trait TableRow: Send + Sized + 'static {
     fn raw_pos(raw: &Self::Raw) -> Position;
     /// Copies the selected columns (`id`, `timestamp`, then `COLUMNS`);
     /// `ts` falls back to `prev_ts` when the column is bad.
-    fn read(row: &rusqlite::Row, prev_ts: i64) -> rusqlite::Result<Self::Raw>;
-    fn parse(raw: Self::Raw) -> Self;
+    /// Text it copies goes to the end of `text`, the batch's one buffer.
+    fn read(row: &rusqlite::Row, prev_ts: i64, text: &mut Vec<u8>) -> rusqlite::Result<Self::Raw>;
+    /// Levels it parses go to the end of `levels`, the batch's one buffer.
+    fn parse(raw: Self::Raw, text: &[u8], levels: &mut Vec<Level>) -> Self;
 }
 
-/// A book row as read: position and the level texts, concatenated.
+/// A book row as read: position and where its bids and asks texts are in
+/// the batch's buffer (`start..split`, `split..end`).
 pub struct RawBook {
     pos: Position,
-    text: Result<(Vec<u8>, usize), RowError>,
+    text: Result<(usize, usize, usize), RowError>,
 }
 
 impl TableRow for BookRow {
@@ -285,7 +291,7 @@ impl TableRow for BookRow {
         raw.pos
     }
 
-    fn read(row: &rusqlite::Row, prev_ts: i64) -> rusqlite::Result<RawBook> {
+    fn read(row: &rusqlite::Row, prev_ts: i64, buffer: &mut Vec<u8>) -> rusqlite::Result<RawBook> {
         let (pos, ts_ok) = position(row, prev_ts)?;
         let text = |i: usize, column: &'static str| -> Result<&[u8], RowError> {
             match row.get_ref(i) {
@@ -299,10 +305,11 @@ impl TableRow for BookRow {
         let text = if ts_ok {
             (|| {
                 let (bids, asks) = (text(2, "bids")?, text(3, "asks")?);
-                let mut both = Vec::with_capacity(bids.len() + asks.len());
-                both.extend_from_slice(bids);
-                both.extend_from_slice(asks);
-                Ok((both, bids.len()))
+                let start = buffer.len();
+                buffer.extend_from_slice(bids);
+                let split = buffer.len();
+                buffer.extend_from_slice(asks);
+                Ok((start, split, buffer.len()))
             })()
         } else {
             Err(RowError::Column {
@@ -313,21 +320,28 @@ impl TableRow for BookRow {
         Ok(RawBook { pos, text })
     }
 
-    fn parse(raw: RawBook) -> BookRow {
-        let levels = raw.text.and_then(|(text, split)| {
-            let (bids, asks) = text.split_at(split);
-            let mut all = Vec::with_capacity(text.len() / 24 + 2);
-            parse_level_bytes(bids, &mut all).map_err(|source| RowError::Levels {
+    fn parse(raw: RawBook, buffer: &[u8], all: &mut Vec<Level>) -> BookRow {
+        let first = all.len();
+        let levels = raw.text.and_then(|(start, split, end)| {
+            let (bids, asks) = (&buffer[start..split], &buffer[split..end]);
+            parse_level_bytes(bids, all).map_err(|source| RowError::Levels {
                 side: "bids",
                 source,
             })?;
             let n = all.len();
-            parse_level_bytes(asks, &mut all).map_err(|source| RowError::Levels {
+            parse_level_bytes(asks, all).map_err(|source| RowError::Levels {
                 side: "asks",
                 source,
             })?;
-            Ok(Levels { all, bids: n })
+            Ok(Levels {
+                start: first,
+                split: n,
+                end: all.len(),
+            })
         });
+        if levels.is_err() {
+            all.truncate(first);
+        }
         BookRow {
             pos: raw.pos,
             levels,
@@ -344,7 +358,7 @@ impl TableRow for TradeRow {
         raw.pos
     }
 
-    fn parse(raw: TradeRow) -> TradeRow {
+    fn parse(raw: TradeRow, _: &[u8], _: &mut Vec<Level>) -> TradeRow {
         raw
     }
 
@@ -352,7 +366,7 @@ impl TableRow for TradeRow {
         self.pos
     }
 
-    fn read(row: &rusqlite::Row, prev_ts: i64) -> rusqlite::Result<TradeRow> {
+    fn read(row: &rusqlite::Row, prev_ts: i64, _: &mut Vec<u8>) -> rusqlite::Result<TradeRow> {
         let (pos, ts_ok) = position(row, prev_ts)?;
         let number = |i: usize, field: &'static str| -> Result<Fixed, RowError> {
             let value = match row.get_ref(i) {
@@ -421,8 +435,28 @@ pub enum StreamStop {
     Failed(SourceError),
 }
 
+/// Rows, the text buffer they point into, and how many rows of the table
+/// were read to get them (including those outside the window).
+struct Batch<R> {
+    rows: Vec<R>,
+    text: Vec<u8>,
+    levels: Vec<Level>,
+    scanned: u64,
+}
+
+impl<R> Batch<R> {
+    fn new() -> Batch<R> {
+        Batch {
+            rows: Vec::with_capacity(BATCH),
+            text: Vec::new(),
+            levels: Vec::new(),
+            scanned: 0,
+        }
+    }
+}
+
 enum Msg<R> {
-    Rows(Vec<R>, u64),
+    Rows(Batch<R>),
     Stop(StreamStop),
 }
 
@@ -435,6 +469,8 @@ pub struct TableStream<R: TableRow> {
     ended: bool,
     /// Rows read so far, including those outside the window.
     scanned: u64,
+    /// The level buffer of the current batch.
+    levels: Vec<Level>,
 }
 
 impl<R: TableRow> TableStream<R> {
@@ -456,6 +492,7 @@ impl<R: TableRow> TableStream<R> {
         TableStream {
             rx,
             buf: Vec::new().into_iter(),
+            levels: Vec::new(),
             head: None,
             stop: None,
             ended: false,
@@ -487,6 +524,11 @@ impl<R: TableRow> TableStream<R> {
         self.head.take()
     }
 
+    /// The level buffer of the rows being taken (see [`Levels::sides`]).
+    pub fn levels(&self) -> &[Level] {
+        &self.levels
+    }
+
     /// Rows read so far, including those outside the window.
     pub fn scanned(&self) -> u64 {
         self.scanned
@@ -506,9 +548,10 @@ impl<R: TableRow> TableStream<R> {
                 return false;
             }
             match self.rx.recv_timeout(timeout) {
-                Ok(Msg::Rows(rows, scanned)) => {
-                    self.scanned += scanned;
-                    self.buf = rows.into_iter();
+                Ok(Msg::Rows(batch)) => {
+                    self.scanned += batch.scanned;
+                    self.buf = batch.rows.into_iter();
+                    self.levels = batch.levels;
                 }
                 Ok(Msg::Stop(stop)) => {
                     self.stop = Some(stop);
@@ -538,8 +581,20 @@ pub enum Next {
 fn parse_batches<R: TableRow>(rx: Receiver<Msg<R::Raw>>, tx: SyncSender<Msg<R>>) {
     for msg in rx {
         let out = match msg {
-            Msg::Rows(rows, scanned) => {
-                Msg::Rows(rows.into_iter().map(R::parse).collect(), scanned)
+            Msg::Rows(raw) => {
+                let text = &raw.text;
+                let mut levels = Vec::with_capacity(text.len() / 24);
+                let rows = raw
+                    .rows
+                    .into_iter()
+                    .map(|r| R::parse(r, text, &mut levels))
+                    .collect();
+                Msg::Rows(Batch {
+                    rows,
+                    text: Vec::new(),
+                    levels,
+                    scanned: raw.scanned,
+                })
             }
             Msg::Stop(stop) => Msg::Stop(stop),
         };
@@ -586,21 +641,23 @@ fn stream_rows<R: TableRow>(
         Order::Time => stmt.query([after.id, lo, hi, after.ts]),
     }
     .map_err(fail)?;
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut scanned = 0u64;
+    let mut batch = Batch::new();
     let mut prev_ts = if spec.after.is_some() {
         after.ts
     } else {
         i64::MIN
     };
     while let Some(row) = rows.next().map_err(fail)? {
-        let r = R::read(row, prev_ts).map_err(fail)?;
+        let text_len = batch.text.len();
+        let r = R::read(row, prev_ts, &mut batch.text).map_err(fail)?;
         let pos = R::raw_pos(&r);
-        scanned += 1;
+        batch.scanned += 1;
         if spec.order == Order::Id {
             if pos.ts < prev_ts {
-                if !batch.is_empty() || scanned > 1 {
-                    let _ = tx.send(Msg::Rows(std::mem::take(&mut batch), scanned - 1));
+                batch.scanned -= 1;
+                batch.text.truncate(text_len);
+                if !batch.rows.is_empty() || batch.scanned > 0 {
+                    let _ = tx.send(Msg::Rows(batch));
                 }
                 return Err(StreamStop::Disorder {
                     table: R::TABLE,
@@ -610,20 +667,20 @@ fn stream_rows<R: TableRow>(
             }
             prev_ts = pos.ts;
             if pos.ts < lo || pos.ts >= hi {
+                batch.text.truncate(text_len);
                 continue;
             }
         }
-        batch.push(r);
-        if batch.len() == BATCH {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-            if tx.send(Msg::Rows(full, scanned)).is_err() {
+        batch.rows.push(r);
+        if batch.rows.len() == BATCH {
+            let full = std::mem::replace(&mut batch, Batch::new());
+            if tx.send(Msg::Rows(full)).is_err() {
                 return Ok(());
             }
-            scanned = 0;
         }
     }
-    if !batch.is_empty() || scanned > 0 {
-        let _ = tx.send(Msg::Rows(batch, scanned));
+    if !batch.rows.is_empty() || batch.scanned > 0 {
+        let _ = tx.send(Msg::Rows(batch));
     }
     Ok(())
 }
