@@ -18,3 +18,4 @@
 pub mod ipc;
 pub mod model;
 pub mod source;
+pub mod viewer;

@@ -107,7 +107,11 @@ mod tests {
         write_atomic(dir.path(), "a.json", b"[1]").unwrap();
         write_atomic(dir.path(), "a.json", b"[1,2]").unwrap();
         assert_eq!(fs::read(dir.path().join("a.json")).unwrap(), b"[1,2]");
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
         assert_eq!(names, ["a.json"]);
     }
 
@@ -116,7 +120,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // pid 0x7ffffff0 is far above pid_max: never alive.
         let dead = dir.path().join(".ohlc_data.json.2147483632.5.tmp");
-        let mine = dir.path().join(format!(".ohlc_data.json.{}.1.tmp", std::process::id()));
+        let mine = dir
+            .path()
+            .join(format!(".ohlc_data.json.{}.1.tmp", std::process::id()));
         let other = dir.path().join("notes.tmp");
         for p in [&dead, &mine, &other] {
             fs::write(p, b"x").unwrap();
@@ -137,7 +143,9 @@ mod tests {
     fn write_into_missing_dir_names_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope");
-        let err = write_atomic(&missing, "a.json", b"1").unwrap_err().to_string();
+        let err = write_atomic(&missing, "a.json", b"1")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("a.json"), "{err}");
     }
 }

@@ -78,13 +78,22 @@ impl From<&MetricBar> for MetricRow {
 
 impl Serialize for OhlcRow {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        (self.ts, self.open, self.high, self.low, self.close, self.volume).serialize(s)
+        (
+            self.ts,
+            self.open,
+            self.high,
+            self.low,
+            self.close,
+            self.volume,
+        )
+            .serialize(s)
     }
 }
 
 impl<'de> Deserialize<'de> for OhlcRow {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<OhlcRow, D::Error> {
-        let (ts, open, high, low, close, volume) = <(f64, f64, f64, f64, f64, f64)>::deserialize(d)?;
+        let (ts, open, high, low, close, volume) =
+            <(f64, f64, f64, f64, f64, f64)>::deserialize(d)?;
         Ok(OhlcRow {
             ts: ts_from(ts)?,
             open,
@@ -112,7 +121,11 @@ impl<'de> Deserialize<'de> for MetricRow {
         let cvd = match v.len() {
             5 => None,
             9 => Some([v[5], v[6], v[7], v[8]]),
-            n => return Err(D::Error::custom(format!("metrics row has {n} columns, expected 5 or 9"))),
+            n => {
+                return Err(D::Error::custom(format!(
+                    "metrics row has {n} columns, expected 5 or 9"
+                )))
+            }
         };
         Ok(MetricRow {
             ts: ts_from(v[0])?,
@@ -126,7 +139,9 @@ fn ts_from<E: serde::de::Error>(ts: f64) -> Result<i64, E> {
     if ts.is_finite() && ts.fract() == 0.0 {
         Ok(ts as i64)
     } else {
-        Err(E::custom(format!("timestamp {ts} is not a whole number of milliseconds")))
+        Err(E::custom(format!(
+            "timestamp {ts} is not a whole number of milliseconds"
+        )))
     }
 }
 
@@ -208,11 +223,25 @@ mod tests {
 
     #[test]
     fn rows_are_arrays() {
-        let r = OhlcRow { ts: 60000, open: 1.5, high: 2.0, low: 1.0, close: 1.25, volume: 0.1 };
-        assert_eq!(serde_json::to_string(&r).unwrap(), "[60000,1.5,2.0,1.0,1.25,0.1]");
+        let r = OhlcRow {
+            ts: 60000,
+            open: 1.5,
+            high: 2.0,
+            low: 1.0,
+            close: 1.25,
+            volume: 0.1,
+        };
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            "[60000,1.5,2.0,1.0,1.25,0.1]"
+        );
         let back: OhlcRow = serde_json::from_str("[60000,1.5,2,1,1.25,0.1]").unwrap();
         assert_eq!(back, r);
-        let m = MetricRow { ts: 0, obi: [0.1, 0.2, -0.1, 0.0], cvd: Some([1.0, 2.0, 0.5, 1.5]) };
+        let m = MetricRow {
+            ts: 0,
+            obi: [0.1, 0.2, -0.1, 0.0],
+            cvd: Some([1.0, 2.0, 0.5, 1.5]),
+        };
         let text = serde_json::to_string(&m).unwrap();
         assert_eq!(text, "[0,0.1,0.2,-0.1,0.0,1.0,2.0,0.5,1.5]");
         assert_eq!(serde_json::from_str::<MetricRow>(&text).unwrap(), m);

@@ -82,9 +82,14 @@ mod tests {
     fn second_lock_fails_with_the_holder_pid_and_is_released_on_drop() {
         let dir = tempfile::tempdir().unwrap();
         let first = DirLock::acquire(dir.path(), ".l", "processor").unwrap();
-        let err = DirLock::acquire(dir.path(), ".l", "processor").unwrap_err().to_string();
+        let err = DirLock::acquire(dir.path(), ".l", "processor")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("already in use by another processor"), "{err}");
-        assert!(err.contains(&format!("pid {}", std::process::id())), "{err}");
+        assert!(
+            err.contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
         drop(first);
         DirLock::acquire(dir.path(), ".l", "processor").unwrap();
     }

@@ -14,7 +14,9 @@ pub mod lock;
 pub mod writer;
 
 pub use atomic::{sweep_stale_temp_files, write_atomic};
-pub use formats::{ChildState, ChildStatus, Depth, MetricRow, OhlcRow, RunState, Status, SupervisorStatus};
+pub use formats::{
+    ChildState, ChildStatus, Depth, MetricRow, OhlcRow, RunState, Status, SupervisorStatus,
+};
 pub use lock::DirLock;
 pub use writer::VizWriter;
 
@@ -42,19 +44,38 @@ pub mod files {
 #[derive(Debug, thiserror::Error)]
 pub enum IpcError {
     #[error("cannot create output directory {path}: {source}")]
-    CreateDir { path: PathBuf, source: std::io::Error },
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is not valid: {source}")]
-    Parse { path: PathBuf, source: serde_json::Error },
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error(
         "{dir} is already in use by another {role}{holder}; stop it or choose another --out directory"
     )]
-    Locked { dir: PathBuf, role: &'static str, holder: String },
+    Locked {
+        dir: PathBuf,
+        role: &'static str,
+        holder: String,
+    },
     #[error("cannot lock {path}: {source}")]
-    Lock { path: PathBuf, source: std::io::Error },
+    Lock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Reads and parses one JSON file of the contract.

@@ -109,13 +109,21 @@ impl VizWriter {
     }
 
     /// Serialises `value` and writes it atomically as `dir/name`.
-    pub fn write<T: serde::Serialize + ?Sized>(&self, name: &str, value: &T) -> Result<(), IpcError> {
+    pub fn write<T: serde::Serialize + ?Sized>(
+        &self,
+        name: &str,
+        value: &T,
+    ) -> Result<(), IpcError> {
         write_json(&self.dir, name, value)
     }
 }
 
 /// Serialises `value` and writes it atomically as `dir/name`.
-pub fn write_json<T: serde::Serialize + ?Sized>(dir: &Path, name: &str, value: &T) -> Result<(), IpcError> {
+pub fn write_json<T: serde::Serialize + ?Sized>(
+    dir: &Path,
+    name: &str,
+    value: &T,
+) -> Result<(), IpcError> {
     let bytes = serde_json::to_vec(value).map_err(|e| IpcError::Write {
         path: dir.join(name),
         source: std::io::Error::other(e),
@@ -129,7 +137,14 @@ mod tests {
     use crate::ipc::read_json;
 
     fn bar(ts: i64, close: f64) -> OhlcRow {
-        OhlcRow { ts, open: 1.0, high: 2.0, low: 0.5, close, volume: 3.0 }
+        OhlcRow {
+            ts,
+            open: 1.0,
+            high: 2.0,
+            low: 0.5,
+            close,
+            volume: 3.0,
+        }
     }
 
     #[test]
@@ -140,8 +155,15 @@ mod tests {
         w.upsert_ohlc(bar(0, 1.5));
         w.add_ohlc(bar(60_000, 1.0));
         w.add_ohlc(bar(120_000, 1.0));
-        w.add_metric(MetricRow { ts: 0, obi: [0.0; 4], cvd: None });
-        w.set_depth(Depth { bids: vec![[99.0, 1.0]], asks: vec![[101.0, 2.0]] });
+        w.add_metric(MetricRow {
+            ts: 0,
+            obi: [0.0; 4],
+            cvd: None,
+        });
+        w.set_depth(Depth {
+            bids: vec![[99.0, 1.0]],
+            asks: vec![[101.0, 2.0]],
+        });
         w.flush().unwrap();
         let ohlc: Vec<OhlcRow> = read_json(&dir.path().join(files::OHLC)).unwrap();
         assert_eq!(ohlc, [bar(60_000, 1.0), bar(120_000, 1.0)]);

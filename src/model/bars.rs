@@ -294,17 +294,55 @@ mod tests {
         assert_eq!(
             ohlc,
             [
-                OhlcBar { ts: 0, open: f("101"), high: f("101"), low: f("100"), close: f("100"), volume: f("0.75") },
-                OhlcBar { ts: 1000, open: f("102"), high: f("102"), low: f("102"), close: f("102"), volume: f("1") },
+                OhlcBar {
+                    ts: 0,
+                    open: f("101"),
+                    high: f("101"),
+                    low: f("100"),
+                    close: f("100"),
+                    volume: f("0.75")
+                },
+                OhlcBar {
+                    ts: 1000,
+                    open: f("102"),
+                    high: f("102"),
+                    low: f("102"),
+                    close: f("102"),
+                    volume: f("1")
+                },
             ]
         );
         let m: Vec<_> = e.metrics().iter().copied().collect();
         let third = 1.0 / 3.0;
         assert_eq!(m[0].ts, 0);
-        assert_eq!(m[0].obi, Candle { open: third, high: third, low: third, close: third });
-        assert_eq!(m[0].cvd, Candle { open: f("0"), high: f("0.5"), low: f("0"), close: f("0.25") });
+        assert_eq!(
+            m[0].obi,
+            Candle {
+                open: third,
+                high: third,
+                low: third,
+                close: third
+            }
+        );
+        assert_eq!(
+            m[0].cvd,
+            Candle {
+                open: f("0"),
+                high: f("0.5"),
+                low: f("0"),
+                close: f("0.25")
+            }
+        );
         assert_eq!(m[1].ts, 1000);
-        assert_eq!(m[1].obi, Candle { open: third, high: 1.0, low: third, close: 1.0 });
+        assert_eq!(
+            m[1].obi,
+            Candle {
+                open: third,
+                high: 1.0,
+                low: third,
+                close: 1.0
+            }
+        );
         assert_eq!(m[1].cvd, Candle::new(f("0.25")));
         assert_eq!(e.counters().unknown_side_trades, 1);
         assert_eq!(e.counters().rows(), 5);

@@ -156,7 +156,11 @@ impl Book {
         if asks != self.ask_total {
             return Err(format!("ask total {} != recomputed {asks}", self.ask_total));
         }
-        if let Some(l) = self.bids().chain(self.asks()).find(|l| !l.size.is_positive()) {
+        if let Some(l) = self
+            .bids()
+            .chain(self.asks())
+            .find(|l| !l.size.is_positive())
+        {
             return Err(format!("level {} has size {}", l.price, l.size));
         }
         Ok(())
@@ -224,7 +228,10 @@ mod tests {
         assert_eq!(bids, [102, 101, 100]);
         assert_eq!(asks, [103, 104, 105]);
         book.apply(Side::Bid, lv(102, 0));
-        book.apply(Side::Ask, Level::new(Fixed::from_int(103), Fixed::from_int(-1)));
+        book.apply(
+            Side::Ask,
+            Level::new(Fixed::from_int(103), Fixed::from_int(-1)),
+        );
         assert_eq!(book.best_bid(), Some(lv(101, 3)));
         assert_eq!(book.best_ask(), Some(lv(104, 3)));
         // 4 on the bid side, 4 on the ask side.
@@ -297,7 +304,11 @@ mod tests {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
         let mut book = Book::new();
         for _ in 0..1_000_000 {
-            let side = if rng.gen_bool(0.5) { Side::Bid } else { Side::Ask };
+            let side = if rng.gen_bool(0.5) {
+                Side::Bid
+            } else {
+                Side::Ask
+            };
             let price = Fixed::from_raw(rng.gen_range(1..2_000) * 10_000_000);
             let size = Fixed::from_raw(rng.gen_range(-20_000_000..300_000_000));
             book.apply(side, Level::new(price, size));

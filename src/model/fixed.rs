@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// A decimal with eight fixed fractional digits.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Fixed(i64);
 
@@ -211,7 +213,9 @@ mod tests {
     use super::*;
 
     fn p(s: &str) -> i64 {
-        Fixed::parse(s).unwrap_or_else(|| panic!("{s} should parse")).raw()
+        Fixed::parse(s)
+            .unwrap_or_else(|| panic!("{s} should parse"))
+            .raw()
     }
 
     #[test]
@@ -243,7 +247,9 @@ mod tests {
 
     #[test]
     fn rejects_non_numbers_and_overflow() {
-        for bad in ["", "-", ".", "abc", "1.2.3", "NaN", "inf", "1e", "1x", "1e5x", "1e400"] {
+        for bad in [
+            "", "-", ".", "abc", "1.2.3", "NaN", "inf", "1e", "1x", "1e5x", "1e400",
+        ] {
             assert_eq!(Fixed::parse(bad), None, "{bad:?}");
         }
         assert_eq!(Fixed::parse("100000000000"), None);

@@ -168,7 +168,11 @@ impl<'a> Scanner<'a> {
                 if self.eat(close) {
                     break;
                 }
-                return Err(self.error(if close == b']' { "',' or ']'" } else { "',' or ')'" }));
+                return Err(self.error(if close == b']' {
+                    "',' or ']'"
+                } else {
+                    "',' or ')'"
+                }));
             }
         }
         level_of(index, price, size)
@@ -233,7 +237,12 @@ impl<'a> Scanner<'a> {
             return Ok(s);
         }
         let start = self.i;
-        while self.i < self.b.len() && !matches!(self.b[self.i], b',' | b']' | b')' | b'}' | b' ' | b'\t' | b'\n' | b'\r') {
+        while self.i < self.b.len()
+            && !matches!(
+                self.b[self.i],
+                b',' | b']' | b')' | b'}' | b' ' | b'\t' | b'\n' | b'\r'
+            )
+        {
             self.i += 1;
         }
         if self.i == start {
@@ -275,9 +284,18 @@ impl<'a> Scanner<'a> {
 }
 
 fn level_of(index: usize, price: Option<Token>, size: Option<Token>) -> Result<Level, LevelError> {
-    let price = price.ok_or(LevelError::Missing { index, field: "price" })?;
-    let size = size.ok_or(LevelError::Missing { index, field: "size" })?;
-    Ok(Level::new(number(index, "price", price)?, number(index, "size", size)?))
+    let price = price.ok_or(LevelError::Missing {
+        index,
+        field: "price",
+    })?;
+    let size = size.ok_or(LevelError::Missing {
+        index,
+        field: "size",
+    })?;
+    Ok(Level::new(
+        number(index, "price", price)?,
+        number(index, "size", size)?,
+    ))
 }
 
 fn number(index: usize, field: &'static str, token: Token) -> Result<Fixed, LevelError> {
@@ -314,11 +332,16 @@ mod tests {
     fn parse(text: &str) -> Result<Vec<(String, String)>, LevelError> {
         let mut out = Vec::new();
         parse_levels(text, &mut out)?;
-        Ok(out.iter().map(|l| (l.price.to_string(), l.size.to_string())).collect())
+        Ok(out
+            .iter()
+            .map(|l| (l.price.to_string(), l.size.to_string()))
+            .collect())
     }
 
     fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
-        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -343,7 +366,18 @@ mod tests {
 
     #[test]
     fn rejects_what_cannot_be_a_level() {
-        for text in ["", "garbage", "[[1,2]", "[[1]]", "[1, 2]", "[[1,2]] x", "[[\"abc\", 1]]", "[{\"price\": 1}]", "[[1 2]]", "{}"] {
+        for text in [
+            "",
+            "garbage",
+            "[[1,2]",
+            "[[1]]",
+            "[1, 2]",
+            "[[1,2]] x",
+            "[[\"abc\", 1]]",
+            "[{\"price\": 1}]",
+            "[[1 2]]",
+            "{}",
+        ] {
             assert!(parse(text).is_err(), "{text:?} should fail");
         }
         let err = parse("[[1,2],[3").unwrap_err().to_string();
@@ -352,10 +386,22 @@ mod tests {
 
     #[test]
     fn rejects_non_finite_and_negative_prices() {
-        assert!(matches!(parse("[[NaN, 1]]"), Err(LevelError::NotANumber { field: "price", .. })));
-        assert!(matches!(parse("[[\"inf\", 1]]"), Err(LevelError::NotANumber { .. })));
-        assert!(matches!(parse("[(1.0, nan)]"), Err(LevelError::NotANumber { field: "size", .. })));
-        assert!(matches!(parse("[[-5, 1]]"), Err(LevelError::NegativePrice { index: 0, .. })));
+        assert!(matches!(
+            parse("[[NaN, 1]]"),
+            Err(LevelError::NotANumber { field: "price", .. })
+        ));
+        assert!(matches!(
+            parse("[[\"inf\", 1]]"),
+            Err(LevelError::NotANumber { .. })
+        ));
+        assert!(matches!(
+            parse("[(1.0, nan)]"),
+            Err(LevelError::NotANumber { field: "size", .. })
+        ));
+        assert!(matches!(
+            parse("[[-5, 1]]"),
+            Err(LevelError::NegativePrice { index: 0, .. })
+        ));
         // A negative size is a deletion, not an error.
         assert_eq!(parse("[[5, -1]]").unwrap(), pairs(&[("5", "-1")]));
     }

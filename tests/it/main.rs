@@ -2,3 +2,5 @@
 //! harness.
 
 mod harness;
+
+mod viewer;

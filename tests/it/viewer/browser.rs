@@ -1,0 +1,286 @@
+//! The page end to end in headless Chromium: it draws the bars a writer
+//! adds, its crosshair readout shows exactly the hovered bar, and it
+//! survives the viewer being SIGKILLed and restarted without a reload.
+
+use super::http::{bar, depth, metric, status, supervisor};
+use super::webdriver::Browser;
+use orderflow::ipc::{self, files, MetricRow, OhlcRow, VizWriter};
+use serde_json::{json, Value};
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The `orderflow-viewer` binary as a child process.
+pub struct ViewerProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl ViewerProcess {
+    pub fn start(out: &Path, port: u16) -> ViewerProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_orderflow-viewer"))
+            .args(["--out", &out.to_string_lossy(), "--port", &port.to_string()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start orderflow-viewer");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("url line");
+        let url = line
+            .split_whitespace()
+            .last()
+            .unwrap_or_default()
+            .to_string();
+        let addr = url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .unwrap_or_else(|_| panic!("no URL in {line:?}"));
+        ViewerProcess { child, addr }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill(); // SIGKILL
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ViewerProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub fn write_initial(dir: &Path, bars: i64) -> VizWriter {
+    let mut w = VizWriter::open(dir, 1000).unwrap();
+    for i in 0..bars {
+        w.add_ohlc(bar(i));
+        w.add_metric(metric(i));
+    }
+    w.set_depth(depth());
+    w.flush().unwrap();
+    ipc::writer::write_json(dir, files::STATUS, &status()).unwrap();
+    ipc::writer::write_json(dir, files::SUPERVISOR, &supervisor()).unwrap();
+    w
+}
+
+fn add_bar(w: &mut VizWriter, i: i64) {
+    w.add_ohlc(bar(i));
+    w.add_metric(metric(i));
+    w.flush().unwrap();
+}
+
+const T: Duration = Duration::from_secs(20);
+
+/// Hovers over the bar starting at `ts` and checks the readout against
+/// the rows in the files.
+fn check_hover(b: &Browser, dir: &Path, ts: i64) {
+    let ohlc: Vec<OhlcRow> = ipc::read_json(&dir.join(files::OHLC)).unwrap();
+    let metrics: Vec<MetricRow> = ipc::read_json(&dir.join(files::METRICS)).unwrap();
+    let row = ohlc.iter().find(|r| r.ts == ts).expect("bar in file");
+    let m = metrics.iter().find(|r| r.ts == ts).expect("metric in file");
+    let draws_before = b.state()["draws"].as_u64().unwrap();
+    let x = b
+        .exec("return window.orderflowBarX(arguments[0]);", json!([ts]))
+        .as_f64()
+        .unwrap();
+    let y = b
+        .exec("return window.orderflowPriceY();", json!([]))
+        .as_f64()
+        .unwrap();
+    b.move_mouse(x, y);
+    let s = b.wait_state("hover on the bar", T, |s| {
+        s["hover"]["ts"].as_i64() == Some(ts)
+    });
+    let shown: Vec<f64> = s["hover"]["ohlc"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            row.ts as f64,
+            row.open,
+            row.high,
+            row.low,
+            row.close,
+            row.volume
+        ]
+    );
+    let shown_m: Vec<f64> = s["hover"]["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let cvd = m.cvd.unwrap();
+    assert_eq!(
+        shown_m,
+        [
+            m.ts as f64,
+            m.obi[0],
+            m.obi[1],
+            m.obi[2],
+            m.obi[3],
+            cvd[0],
+            cvd[1],
+            cvd[2],
+            cvd[3]
+        ]
+    );
+    let text = b
+        .exec(
+            "return document.getElementById('readout').textContent;",
+            json!([]),
+        )
+        .as_str()
+        .unwrap()
+        .to_string();
+    let fmt = |v: f64| {
+        b.exec(
+            "return window.orderflowFormat.obi(arguments[0]);",
+            json!([v]),
+        )
+        .as_str()
+        .unwrap()
+        .to_string()
+    };
+    let date = b.exec(
+        "return new Date(arguments[0]).toISOString().slice(0,19).replace('T',' ');",
+        json!([ts]),
+    );
+    let expected = [
+        format!("{} UTC", date.as_str().unwrap()),
+        format!("O {}", row.open),
+        format!("H {}", row.high),
+        format!("L {}", row.low),
+        format!("C {}", row.close),
+        format!("V {}", row.volume),
+        format!("o {}", fmt(m.obi[0])),
+        format!("h {}", fmt(m.obi[1])),
+        format!("l {}", fmt(m.obi[2])),
+        format!("c {}", fmt(m.obi[3])),
+        format!("CVD {}", fmt(cvd[3])),
+    ];
+    for e in &expected {
+        assert!(text.contains(e.as_str()), "readout {text:?} lacks {e:?}");
+    }
+    assert_eq!(
+        b.state()["draws"].as_u64().unwrap(),
+        draws_before,
+        "moving the crosshair must not redraw the chart"
+    );
+}
+
+#[test]
+fn viewer_page_draws_hovers_and_survives_a_viewer_restart() {
+    let Some(b) = Browser::start(1600, 900) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = write_initial(dir.path(), 40);
+    let mut v = ViewerProcess::start(dir.path(), 0);
+    let port = v.addr.port();
+    b.goto(&v.url());
+
+    let s = b.wait_state("first draw of 40 bars", T, |s| {
+        s["bars"] == 40 && s["draws"].as_u64() >= Some(1) && s["connection"] == "live"
+    });
+    assert_eq!(s["lastBarTs"].as_i64(), Some(bar(39).ts));
+    assert!(s["lastDrawMs"].as_f64().unwrap() > 0.0);
+    let header = b
+        .exec(
+            "return document.getElementById('header').textContent;",
+            json!([]),
+        )
+        .as_str()
+        .unwrap()
+        .to_string();
+    for part in [
+        "BTC-USDT",
+        "1m",
+        "42.0%",
+        "12.3k rows/s",
+        "2022-05-13 14:05:00 UTC",
+        "processor 1",
+        "viewer 0",
+        "live",
+    ] {
+        assert!(header.contains(part), "header {header:?} lacks {part:?}");
+    }
+
+    // Bars written over time are drawn as they come.
+    for i in 40..45 {
+        let draws = b.state()["draws"].as_u64().unwrap();
+        add_bar(&mut w, i);
+        let s = b.wait_state("the new bar drawn", T, |s| {
+            s["lastBarTs"].as_i64() == Some(bar(i).ts)
+        });
+        assert!(s["draws"].as_u64().unwrap() > draws);
+        assert_eq!(s["bars"].as_u64(), Some(i as u64 + 1));
+    }
+
+    check_hover(&b, dir.path(), bar(30).ts);
+    check_hover(&b, dir.path(), bar(44).ts);
+
+    // Kill -9 the viewer: the page says so and keeps its chart.
+    let before = b.state();
+    v.kill9();
+    let s = b.wait_state("reconnecting", T, |s| s["connection"] == "reconnecting");
+    assert_eq!(s["bars"], before["bars"], "the last chart stays");
+    add_bar(&mut w, 45);
+    add_bar(&mut w, 46);
+    let conn = b.exec(
+        "return document.getElementById('h-conn').textContent;",
+        json!([]),
+    );
+    assert_eq!(conn, "reconnecting");
+
+    // Started again on the same port: live again, newer bars, no reload.
+    b.exec("window.__notReloaded = true;", json!([]));
+    let _v2 = ViewerProcess::start(dir.path(), port);
+    let s = b.wait_state("live with the bars written meanwhile", T, |s| {
+        s["connection"] == "live" && s["lastBarTs"].as_i64() == Some(bar(46).ts)
+    });
+    assert_eq!(s["bars"], 47);
+    add_bar(&mut w, 47);
+    b.wait_state("a bar after the restart", T, |s| {
+        s["lastBarTs"].as_i64() == Some(bar(47).ts)
+    });
+    assert_eq!(
+        b.exec("return window.__notReloaded === true;", json!([])),
+        Value::Bool(true),
+        "the page was not reloaded"
+    );
+    if let Some(dir) = option_env!("CARGO_TARGET_TMPDIR") {
+        b.screenshot(&Path::new(dir).join("viewer-e2e.png"));
+    }
+}
+
+#[test]
+fn viewer_page_shows_stale_data() {
+    let Some(b) = Browser::start(1200, 700) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let _w = write_initial(dir.path(), 20);
+    let v = ViewerProcess::start(dir.path(), 0);
+    b.goto(&v.url());
+    b.wait_state("live", T, |s| s["connection"] == "live" && s["bars"] == 20);
+    ipc::write_atomic(dir.path(), files::OHLC, b"[[1,2,3").unwrap();
+    let s = b.wait_state("stale", T, |s| s["connection"] == "stale");
+    assert_eq!(s["bars"], 20, "the last good chart stays");
+    ipc::writer::write_json(dir.path(), files::OHLC, &[bar(0), bar(1)]).unwrap();
+    b.wait_state("live again", T, |s| {
+        s["connection"] == "live" && s["bars"] == 2
+    });
+}
