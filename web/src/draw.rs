@@ -8,6 +8,7 @@
 //! (a layout flush per label), which alone would cost more than the
 //! whole frame budget.
 
+use crate::batch;
 use crate::fmt;
 use crate::m4::{m4, m4_line, Candle};
 use crate::theme::*;
@@ -32,6 +33,15 @@ pub struct Data {
 }
 
 impl Data {
+    pub fn first_ts(&self) -> Option<f64> {
+        let a = self.ohlc.first().map(|r| r[0]);
+        let b = self.metrics.first().map(|r| r[0]);
+        match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     pub fn last_ts(&self) -> Option<f64> {
         let a = self.ohlc.last().map(|r| r[0]);
         let b = self.metrics.last().map(|r| r[0]);
@@ -144,6 +154,7 @@ pub fn draw_main(
 ) -> Result<Layout, String> {
     let backend =
         CanvasBackend::with_canvas_object(canvas.clone()).ok_or("the canvas has no 2d context")?;
+    let ctx = batch::context(canvas)?;
     let root: Area = backend.into_drawing_area();
     root.fill(&BG).map_err(err)?;
     let (w, h) = root.dim_in_pixel();
@@ -159,9 +170,9 @@ pub fn draw_main(
     } else {
         60_000.0
     };
-    let (x0, x1) = view.range(data.last_ts(), wms);
+    let (x0, x1) = view.fitted_range(data.first_ts(), data.last_ts(), wms);
     let plot_w = (right - left).max(1) as usize;
-    let px_per_bar = plot_w as f64 / view.span_bars;
+    let px_per_bar = plot_w as f64 / ((x1 - x0) / wms);
 
     // Visible candles, downsampled when bars outnumber pixel columns.
     let vis = visible(&data.ohlc, |r| r[0], x0, x1, wms);
@@ -205,7 +216,6 @@ pub fn draw_main(
     } else {
         (px_per_bar * 0.72).clamp(1.0, 40.0 * dpr)
     };
-    let half_ms = (body_px / px_per_bar).max(0.0) * wms / 2.0;
 
     // Pane rectangles.
     let fracs = [
@@ -321,24 +331,11 @@ pub fn draw_main(
             root.draw(&Text::new(text, (right + s(8.0), py), label(TEXT)))
                 .map_err(err)?;
         }
-        let body = body_px.round().max(1.0) as u32;
+
         let pane_title: String;
         match pane.kind {
             PaneKind::Price => {
-                chart
-                    .draw_series(candles.iter().map(|c| {
-                        CandleStick::new(
-                            c.x,
-                            c.open,
-                            c.high,
-                            c.low,
-                            c.close,
-                            UP.filled(),
-                            DOWN.filled(),
-                            body,
-                        )
-                    }))
-                    .map_err(err)?;
+                batch::candles(&ctx, &layout, pane, &candles, body_px, UP, DOWN)?;
                 pane_title = data.title.clone();
                 if let Some(last) = candles.last() {
                     let color = if last.close >= last.open { UP } else { DOWN };
@@ -354,15 +351,7 @@ pub fn draw_main(
                 }
             }
             PaneKind::Volume => {
-                chart
-                    .draw_series(candles.iter().map(|c| {
-                        let color = if c.close >= c.open { UP } else { DOWN };
-                        Rectangle::new(
-                            [(c.x - half_ms, 0.0), (c.x + half_ms, c.volume)],
-                            color.mix(0.55).filled(),
-                        )
-                    }))
-                    .map_err(err)?;
+                batch::volume(&ctx, &layout, pane, &candles, body_px)?;
                 pane_title = match candles.last() {
                     Some(c) => format!("Volume {}", fmt::compact(c.volume)),
                     None => "Volume".into(),
@@ -377,20 +366,7 @@ pub fn draw_main(
                         )))
                         .map_err(err)?;
                 }
-                chart
-                    .draw_series(obi.iter().map(|c| {
-                        CandleStick::new(
-                            c.x,
-                            c.open,
-                            c.high,
-                            c.low,
-                            c.close,
-                            OBI_UP.filled(),
-                            OBI_DOWN.filled(),
-                            body,
-                        )
-                    }))
-                    .map_err(err)?;
+                batch::candles(&ctx, &layout, pane, &obi, body_px, OBI_UP, OBI_DOWN)?;
                 pane_title = match obi.last() {
                     Some(c) => format!("OBI {:.4}", c.close),
                     None => "OBI".into(),
@@ -410,6 +386,16 @@ pub fn draw_main(
                 };
             }
         }
+        // A backing plate so the title stays readable over the bars.
+        let title_w = (pane_title.chars().count() as f64 * FONT_PX * 0.62 * dpr).round() as i32;
+        root.draw(&Rectangle::new(
+            [
+                (left + s(4.0), pane.top + s(2.0)),
+                (left + s(12.0) + title_w, pane.top + s(18.0)),
+            ],
+            PANE_BG.mix(0.85).filled(),
+        ))
+        .map_err(err)?;
         root.draw(&Text::new(
             pane_title,
             (left + s(8.0), pane.top + s(10.0)),
@@ -538,7 +524,7 @@ pub fn draw_depth(canvas: &HtmlCanvasElement, data: &Data, dpr: f64) -> Result<(
     let (xstep, xticks) = fmt::nice_ticks(
         x0,
         x1,
-        ((right - left) as f64 / (80.0 * dpr)).max(2.0) as usize,
+        ((right - left) as f64 / (55.0 * dpr)).max(3.0) as usize,
     );
     let (_, yticks) = fmt::nice_ticks(
         0.0,

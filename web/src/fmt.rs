@@ -42,9 +42,13 @@ pub fn date_time(ms: f64) -> String {
 pub fn time_tick(ms: f64, step_ms: f64) -> String {
     let (days, rem) = split_ms(ms);
     let s = rem / 1000;
-    if rem == 0 && step_ms >= 3_600_000.0 {
+    if rem == 0 {
+        // Midnight: the date instead of 00:00.
         let (_, mo, d) = civil_from_days(days);
-        return format!("{mo:02}-{d:02}");
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        return format!("{d} {}", MONTHS[(mo as usize + 11) % 12]);
     }
     if step_ms < 60_000.0 {
         format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
@@ -149,7 +153,7 @@ mod tests {
         assert_eq!(step, 600e3);
         assert!(ticks.iter().all(|t| t % step == 0.0));
         assert_eq!(time_tick(ticks[0], step), "14:10");
-        assert_eq!(time_tick(1_652_400_000_000.0, 7_200e3), "05-13");
+        assert_eq!(time_tick(1_652_400_000_000.0, 7_200e3), "13 May");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! moving the mouse never redraws the candles. Fetching, SSE and the
 //! header stay in JavaScript, which owns the network and the DOM text.
 
+pub mod batch;
 pub mod draw;
 pub mod fmt;
 pub mod m4;
@@ -170,6 +171,7 @@ impl Chart {
             (Some(l), true) => (x * l.dpr - l.left as f64) / f64::from(l.right - l.left).max(1.0),
             _ => 1.0,
         };
+        self.settle();
         self.view
             .zoom(factor, anchor, self.data.last_ts(), self.data.window_ms);
     }
@@ -178,13 +180,13 @@ impl Chart {
     pub fn pan_px(&mut self, dx: f64) {
         if let Some(l) = &self.layout {
             let frac = -dx * l.dpr / f64::from(l.right - l.left).max(1.0);
-            self.view
-                .pan(frac, self.data.last_ts(), self.data.window_ms);
+            self.pan(frac);
         }
     }
 
     /// Pans by a fraction of the visible span (positive = later).
     pub fn pan(&mut self, fraction: f64) {
+        self.settle();
         self.view
             .pan(fraction, self.data.last_ts(), self.data.window_ms);
     }
@@ -200,6 +202,12 @@ impl Chart {
 }
 
 impl Chart {
+    fn settle(&mut self) {
+        let first = self.data.first_ts();
+        self.view
+            .settle(first, self.data.last_ts(), self.data.window_ms);
+    }
+
     /// Index of the OHLC bar nearest the mouse, if the mouse is over the plot.
     fn hovered(&self) -> Option<usize> {
         let (mx, my) = self.mouse?;

@@ -35,6 +35,32 @@ impl View {
         (end - self.span_bars * window_ms, end)
     }
 
+    /// Like [`View::range`], but while following with fewer bars than the
+    /// span, the span shrinks to the bars (no empty half screen at the
+    /// start of a run). `first_ts` is the oldest bar's start.
+    pub fn fitted_range(
+        &self,
+        first_ts: Option<f64>,
+        last_ts: Option<f64>,
+        window_ms: f64,
+    ) -> (f64, f64) {
+        let (x0, x1) = self.range(last_ts, window_ms);
+        match (self.end, first_ts) {
+            (None, Some(first)) if first - window_ms > x0 => {
+                let min_span = MIN_SPAN_BARS * 3.0 * window_ms;
+                ((first - window_ms).min(x1 - min_span), x1)
+            }
+            _ => (x0, x1),
+        }
+    }
+
+    /// Makes the span what [`View::fitted_range`] shows, so zoom and pan
+    /// start from what is on screen.
+    pub fn settle(&mut self, first_ts: Option<f64>, last_ts: Option<f64>, window_ms: f64) {
+        let (x0, x1) = self.fitted_range(first_ts, last_ts, window_ms);
+        self.span_bars = ((x1 - x0) / window_ms).clamp(MIN_SPAN_BARS, MAX_SPAN_BARS);
+    }
+
     /// Zooms by `factor` (<1 in, >1 out) keeping the time at `anchor`
     /// (0‒1 across the plot) in place.
     pub fn zoom(&mut self, factor: f64, anchor: f64, last_ts: Option<f64>, window_ms: f64) {
@@ -84,5 +110,11 @@ mod tests {
         assert_eq!(v.span_bars, 60.0);
         v.follow();
         assert!(v.following());
+        // Few bars while following: the view fits them.
+        let (f0, f1) = v.fitted_range(Some(60_000.0 * 190.0), Some(60_000.0 * 200.0), 60_000.0);
+        assert_eq!(f1, 60_000.0 * 204.0);
+        assert_eq!(f0, 60_000.0 * 174.0, "at least 30 bars wide");
+        v.settle(Some(60_000.0 * 190.0), Some(60_000.0 * 200.0), 60_000.0);
+        assert_eq!(v.span_bars, 30.0);
     }
 }

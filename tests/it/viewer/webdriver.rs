@@ -117,20 +117,33 @@ impl Browser {
             body.len()
         )
         .map_err(|e| e.to_string())?;
+        // chromedriver keeps the connection open: read by Content-Length.
         let mut raw = Vec::new();
-        s.read_to_end(&mut raw).map_err(|e| e.to_string())?;
-        let split = raw
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .ok_or("no headers")?;
-        let head = String::from_utf8_lossy(&raw[..split]);
-        let mut body = raw[split + 4..].to_vec();
-        if head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked")
-        {
-            body = dechunk(&body);
-        }
+        let mut buf = [0u8; 16 * 1024];
+        let body = loop {
+            let n = s.read(&mut buf).map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("connection closed before a full reply".into());
+            }
+            raw.extend_from_slice(&buf[..n]);
+            let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+            let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+            let body = &raw[split + 4..];
+            if head.contains("transfer-encoding: chunked") {
+                if body.ends_with(b"0\r\n\r\n") {
+                    break dechunk(body);
+                }
+                continue;
+            }
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .ok_or("reply without Content-Length")?;
+            if body.len() >= len {
+                break body[..len].to_vec();
+            }
+        };
         let v: Value = serde_json::from_slice(&body)
             .map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&body)))?;
         if v["value"].get("error").is_some() {
