@@ -17,5 +17,7 @@
 
 pub mod ipc;
 pub mod model;
+pub mod processor;
 pub mod source;
+pub mod synth;
 pub mod viewer;

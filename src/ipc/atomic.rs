@@ -128,7 +128,7 @@ mod tests {
             fs::write(p, b"x").unwrap();
         }
         let removed = sweep_stale_temp_files(dir.path()).unwrap();
-        assert_eq!(removed, [dead.clone()]);
+        assert_eq!(removed, std::slice::from_ref(&dead));
         assert!(mine.exists() && other.exists() && !dead.exists());
     }
 

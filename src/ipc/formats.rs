@@ -152,6 +152,8 @@ pub enum RunState {
     Running,
     Finished,
     Failed,
+    /// Stopped by a signal before the end; starting it again resumes.
+    Stopped,
 }
 
 /// `status.json`: what the processor is doing, refreshed at least once a

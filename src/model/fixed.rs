@@ -97,6 +97,58 @@ impl Fixed {
 }
 
 fn parse_decimal(s: &[u8]) -> Option<Fixed> {
+    parse_simple(s).or_else(|| parse_general(s))
+}
+
+/// The common case, fast: at most 18 digits, at most 8 decimals, no
+/// exponent. `None` sends anything else to [`parse_general`].
+#[inline]
+fn parse_simple(s: &[u8]) -> Option<Fixed> {
+    const POW10: [u64; 9] = [
+        100_000_000,
+        10_000_000,
+        1_000_000,
+        100_000,
+        10_000,
+        1_000,
+        100,
+        10,
+        1,
+    ];
+    let (negative, digits) = match s.first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let mut mantissa: u64 = 0;
+    let mut count = 0usize;
+    let mut decimals: Option<usize> = None;
+    for &c in digits {
+        match c {
+            b'0'..=b'9' => {
+                count += 1;
+                if count > 18 {
+                    return None;
+                }
+                mantissa = mantissa * 10 + (c - b'0') as u64;
+                if let Some(d) = decimals.as_mut() {
+                    *d += 1;
+                }
+            }
+            b'.' if decimals.is_none() => decimals = Some(0),
+            _ => return None,
+        }
+    }
+    let decimals = decimals.unwrap_or(0);
+    if count == 0 || decimals > 8 {
+        return None;
+    }
+    let raw = mantissa.checked_mul(POW10[decimals])?;
+    let raw = i64::try_from(raw).ok()?;
+    Some(Fixed(if negative { -raw } else { raw }))
+}
+
+fn parse_general(s: &[u8]) -> Option<Fixed> {
     let mut i = 0;
     let negative = match s.first() {
         Some(b'-') => {

@@ -37,13 +37,251 @@ pub enum LevelError {
     NegativePrice { index: usize, price: Fixed },
 }
 
+/// The scanner's cheap, `Copy` error, turned into a [`LevelError`] (which
+/// owns strings) only when a row is actually rejected.
+#[derive(Clone, Copy, Debug)]
+enum Fail {
+    Syntax {
+        offset: usize,
+        expected: &'static str,
+    },
+    Missing {
+        index: usize,
+        field: &'static str,
+    },
+    NotANumber {
+        index: usize,
+        field: &'static str,
+        start: usize,
+        end: usize,
+    },
+    NegativePrice {
+        index: usize,
+        price: Fixed,
+    },
+}
+
+impl Fail {
+    fn into_error(self, b: &[u8]) -> LevelError {
+        match self {
+            Fail::Syntax { offset, expected } => {
+                let found = if offset >= b.len() {
+                    "end of text".to_string()
+                } else {
+                    let end = (offset + 12).min(b.len());
+                    format!("{:?}", String::from_utf8_lossy(&b[offset..end]))
+                };
+                LevelError::Syntax {
+                    offset,
+                    expected,
+                    found,
+                }
+            }
+            Fail::Missing { index, field } => LevelError::Missing { index, field },
+            Fail::NotANumber {
+                index,
+                field,
+                start,
+                end,
+            } => LevelError::NotANumber {
+                index,
+                field,
+                text: String::from_utf8_lossy(&b[start..end]).into_owned(),
+            },
+            Fail::NegativePrice { index, price } => LevelError::NegativePrice { index, price },
+        }
+    }
+}
+
 /// Parses `text` into `out` (cleared first).
 pub fn parse_levels(text: &str, out: &mut Vec<Level>) -> Result<(), LevelError> {
+    parse_level_bytes(text.as_bytes(), out)
+}
+
+/// As [`parse_levels`], on raw bytes (SQLite text, not checked as UTF-8:
+/// every accepted byte is ASCII, so any other byte is a syntax error).
+pub fn parse_level_bytes(text: &[u8], out: &mut Vec<Level>) -> Result<(), LevelError> {
     out.clear();
-    let mut s = Scanner {
-        b: text.as_bytes(),
-        i: 0,
-    };
+    if fast::levels(text, out).is_some() {
+        return Ok(());
+    }
+    out.clear();
+    scan(text, out).map_err(|f| f.into_error(text))
+}
+
+/// The fast path for the shapes captures actually use: a list of
+/// `[p, s, …]` or `(p, s, …)` whose fields are plain numbers or quoted
+/// plain numbers. One pass, numbers parsed while scanning, no error
+/// detail: anything unusual (objects, exponents, escapes, nested values,
+/// a negative price, a bad number) returns `None` and the general scanner
+/// below parses the text again and explains what is wrong.
+mod fast {
+    use super::ENDS_SCALAR;
+    use crate::model::{Fixed, Level};
+
+    const POW10: [u64; 9] = [100_000_000, 10_000_000, 1_000_000, 100_000, 10_000, 1_000, 100, 10, 1];
+
+    #[inline]
+    fn ws(b: &[u8], i: &mut usize) {
+        while *i < b.len() && b[*i].is_ascii_whitespace() {
+            *i += 1;
+        }
+    }
+
+    pub(super) fn levels(b: &[u8], out: &mut Vec<Level>) -> Option<()> {
+        let mut i = 0;
+        ws(b, &mut i);
+        if *b.get(i)? != b'[' {
+            return None;
+        }
+        i += 1;
+        ws(b, &mut i);
+        if *b.get(i)? == b']' {
+            i += 1;
+            ws(b, &mut i);
+            return (i == b.len()).then_some(());
+        }
+        loop {
+            let close = match *b.get(i)? {
+                b'[' => b']',
+                b'(' => b')',
+                _ => return None,
+            };
+            i += 1;
+            ws(b, &mut i);
+            let price = number(b, &mut i)?;
+            ws(b, &mut i);
+            if *b.get(i)? != b',' {
+                return None;
+            }
+            i += 1;
+            ws(b, &mut i);
+            let size = number(b, &mut i)?;
+            loop {
+                ws(b, &mut i);
+                let c = *b.get(i)?;
+                i += 1;
+                if c == close {
+                    break;
+                }
+                if c != b',' {
+                    return None;
+                }
+                ws(b, &mut i);
+                if *b.get(i)? == close {
+                    i += 1;
+                    break;
+                }
+                skip_scalar(b, &mut i)?;
+            }
+            if price.is_negative() {
+                return None;
+            }
+            out.push(Level::new(price, size));
+            ws(b, &mut i);
+            match *b.get(i)? {
+                b',' => {
+                    i += 1;
+                    ws(b, &mut i);
+                    if *b.get(i)? == b']' {
+                        i += 1;
+                        break;
+                    }
+                }
+                b']' => {
+                    i += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+        ws(b, &mut i);
+        (i == b.len()).then_some(())
+    }
+
+    /// A plain decimal, optionally quoted: `-12.5`, `"0.001"`.
+    #[inline]
+    fn number(b: &[u8], i: &mut usize) -> Option<Fixed> {
+        let quote = match *b.get(*i)? {
+            q @ (b'"' | b'\'') => {
+                *i += 1;
+                Some(q)
+            }
+            _ => None,
+        };
+        let negative = b.get(*i) == Some(&b'-');
+        if negative {
+            *i += 1;
+        }
+        let mut mantissa: u64 = 0;
+        let mut digits = 0u32;
+        let mut decimals: i32 = -1;
+        while let Some(&c) = b.get(*i) {
+            if c.is_ascii_digit() {
+                digits += 1;
+                if digits > 18 {
+                    return None;
+                }
+                mantissa = mantissa * 10 + (c - b'0') as u64;
+                if decimals >= 0 {
+                    decimals += 1;
+                }
+            } else if c == b'.' && decimals < 0 {
+                decimals = 0;
+            } else {
+                break;
+            }
+            *i += 1;
+        }
+        let decimals = decimals.max(0) as usize;
+        if digits == 0 || decimals > 8 {
+            return None;
+        }
+        if let Some(q) = quote {
+            if *b.get(*i)? != q {
+                return None;
+            }
+            *i += 1;
+        } else if let Some(&c) = b.get(*i) {
+            if !ENDS_SCALAR[c as usize] {
+                return None;
+            }
+        }
+        let raw = i64::try_from(mantissa.checked_mul(POW10[decimals])?).ok()?;
+        Some(Fixed::from_raw(if negative { -raw } else { raw }))
+    }
+
+    /// Skips a number, bare word or quoted string without escapes.
+    #[inline]
+    fn skip_scalar(b: &[u8], i: &mut usize) -> Option<()> {
+        match *b.get(*i)? {
+            q @ (b'"' | b'\'') => {
+                *i += 1;
+                loop {
+                    let c = *b.get(*i)?;
+                    *i += 1;
+                    if c == b'\\' {
+                        return None;
+                    }
+                    if c == q {
+                        return Some(());
+                    }
+                }
+            }
+            b'[' | b'(' | b'{' => None,
+            _ => {
+                let start = *i;
+                while *i < b.len() && !ENDS_SCALAR[b[*i] as usize] {
+                    *i += 1;
+                }
+                (*i > start).then_some(())
+            }
+        }
+    }
+}
+
+fn scan(text: &[u8], out: &mut Vec<Level>) -> Result<(), Fail> {
+    let mut s = Scanner { b: text, i: 0 };
     s.expect_open(b'[', "'['")?;
     s.ws();
     if s.eat(b']') {
@@ -53,7 +291,7 @@ pub fn parse_levels(text: &str, out: &mut Vec<Level>) -> Result<(), LevelError> 
         let index = out.len();
         let level = s.level(index)?;
         if level.price.is_negative() {
-            return Err(LevelError::NegativePrice {
+            return Err(Fail::NegativePrice {
                 index,
                 price: level.price,
             });
@@ -75,15 +313,27 @@ pub fn parse_levels(text: &str, out: &mut Vec<Level>) -> Result<(), LevelError> 
     }
 }
 
+/// Bytes that end an unquoted scalar.
+const ENDS_SCALAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let ends = b",])} \t\n\r";
+    let mut i = 0;
+    while i < ends.len() {
+        t[ends[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
 struct Scanner<'a> {
     b: &'a [u8],
     i: usize,
 }
 
-/// A scalar value: the bytes of a number, or of a string's contents.
-type Token<'a> = &'a [u8];
+/// A scalar value: the byte range of a number, or of a string's contents.
+type Token = (usize, usize);
 
-impl<'a> Scanner<'a> {
+impl Scanner<'_> {
     fn ws(&mut self) {
         while self.i < self.b.len() && self.b[self.i].is_ascii_whitespace() {
             self.i += 1;
@@ -99,22 +349,14 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn error(&self, expected: &'static str) -> LevelError {
-        let found = match self.b.get(self.i) {
-            None => "end of text".to_string(),
-            Some(_) => {
-                let end = (self.i + 12).min(self.b.len());
-                format!("{:?}", String::from_utf8_lossy(&self.b[self.i..end]))
-            }
-        };
-        LevelError::Syntax {
+    fn error(&self, expected: &'static str) -> Fail {
+        Fail::Syntax {
             offset: self.i,
             expected,
-            found,
         }
     }
 
-    fn expect_open(&mut self, c: u8, expected: &'static str) -> Result<(), LevelError> {
+    fn expect_open(&mut self, c: u8, expected: &'static str) -> Result<(), Fail> {
         self.ws();
         if self.eat(c) {
             Ok(())
@@ -123,7 +365,7 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn end(&mut self) -> Result<(), LevelError> {
+    fn end(&mut self) -> Result<(), Fail> {
         self.ws();
         if self.i == self.b.len() {
             Ok(())
@@ -133,7 +375,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// One level: `[p, s, …]`, `(p, s, …)` or `{"price": p, "size": s, …}`.
-    fn level(&mut self, index: usize) -> Result<Level, LevelError> {
+    fn level(&mut self, index: usize) -> Result<Level, Fail> {
         match self.b.get(self.i) {
             Some(b'[') => self.sequence(index, b']'),
             Some(b'(') => self.sequence(index, b')'),
@@ -142,7 +384,7 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn sequence(&mut self, index: usize, close: u8) -> Result<Level, LevelError> {
+    fn sequence(&mut self, index: usize, close: u8) -> Result<Level, Fail> {
         self.i += 1;
         let mut price = None;
         let mut size = None;
@@ -175,10 +417,10 @@ impl<'a> Scanner<'a> {
                 }));
             }
         }
-        level_of(index, price, size)
+        level_of(self.b, index, price, size)
     }
 
-    fn object(&mut self, index: usize) -> Result<Level, LevelError> {
+    fn object(&mut self, index: usize) -> Result<Level, Fail> {
         self.i += 1;
         let mut price = None;
         let mut size = None;
@@ -186,7 +428,8 @@ impl<'a> Scanner<'a> {
         if !self.eat(b'}') {
             loop {
                 self.ws();
-                let key = self.string().ok_or_else(|| self.error("a quoted key"))?;
+                let (ks, ke) = self.string().ok_or_else(|| self.error("a quoted key"))?;
+                let key = &self.b[ks..ke];
                 self.ws();
                 if !self.eat(b':') {
                     return Err(self.error("':'"));
@@ -207,11 +450,11 @@ impl<'a> Scanner<'a> {
                 return Err(self.error("',' or '}'"));
             }
         }
-        level_of(index, price, size)
+        level_of(self.b, index, price, size)
     }
 
     /// A quoted string (either quote), returning its contents.
-    fn string(&mut self) -> Option<Token<'a>> {
+    fn string(&mut self) -> Option<Token> {
         let quote = *self.b.get(self.i)?;
         if quote != b'"' && quote != b'\'' {
             return None;
@@ -223,7 +466,7 @@ impl<'a> Scanner<'a> {
                 b'\\' => j += 2,
                 c if c == quote => {
                     self.i = j + 1;
-                    return Some(&self.b[start..j]);
+                    return Some((start, j));
                 }
                 _ => j += 1,
             }
@@ -232,27 +475,22 @@ impl<'a> Scanner<'a> {
     }
 
     /// A number, quoted number, or bare word (`None`, `NaN`): its bytes.
-    fn scalar(&mut self) -> Result<Token<'a>, LevelError> {
+    fn scalar(&mut self) -> Result<Token, Fail> {
         if let Some(s) = self.string() {
             return Ok(s);
         }
         let start = self.i;
-        while self.i < self.b.len()
-            && !matches!(
-                self.b[self.i],
-                b',' | b']' | b')' | b'}' | b' ' | b'\t' | b'\n' | b'\r'
-            )
-        {
+        while self.i < self.b.len() && !ENDS_SCALAR[self.b[self.i] as usize] {
             self.i += 1;
         }
         if self.i == start {
             return Err(self.error("a number"));
         }
-        Ok(&self.b[start..self.i])
+        Ok((start, self.i))
     }
 
     /// Skips any value: scalar, string, or nested list/tuple/object.
-    fn skip_value(&mut self) -> Result<(), LevelError> {
+    fn skip_value(&mut self) -> Result<(), Fail> {
         match self.b.get(self.i) {
             Some(b'[') | Some(b'(') | Some(b'{') => {
                 let mut depth = 0usize;
@@ -283,27 +521,34 @@ impl<'a> Scanner<'a> {
     }
 }
 
-fn level_of(index: usize, price: Option<Token>, size: Option<Token>) -> Result<Level, LevelError> {
-    let price = price.ok_or(LevelError::Missing {
+#[inline]
+fn level_of(
+    b: &[u8],
+    index: usize,
+    price: Option<Token>,
+    size: Option<Token>,
+) -> Result<Level, Fail> {
+    let price = price.ok_or(Fail::Missing {
         index,
         field: "price",
     })?;
-    let size = size.ok_or(LevelError::Missing {
+    let size = size.ok_or(Fail::Missing {
         index,
         field: "size",
     })?;
     Ok(Level::new(
-        number(index, "price", price)?,
-        number(index, "size", size)?,
+        number(b, index, "price", price)?,
+        number(b, index, "size", size)?,
     ))
 }
 
-fn number(index: usize, field: &'static str, token: Token) -> Result<Fixed, LevelError> {
-    let trimmed = trim(token);
-    Fixed::parse_bytes(trimmed).ok_or_else(|| LevelError::NotANumber {
+#[inline]
+fn number(b: &[u8], index: usize, field: &'static str, (start, end): Token) -> Result<Fixed, Fail> {
+    Fixed::parse_bytes(trim(&b[start..end])).ok_or(Fail::NotANumber {
         index,
         field,
-        text: String::from_utf8_lossy(token).into_owned(),
+        start,
+        end,
     })
 }
 
@@ -382,6 +627,50 @@ mod tests {
         }
         let err = parse("[[1,2],[3").unwrap_err().to_string();
         assert!(err.contains("byte 9"), "{err}");
+    }
+
+    /// The general scanner alone.
+    fn general(text: &str) -> Option<Vec<Level>> {
+        let mut out = Vec::new();
+        scan(text.as_bytes(), &mut out).ok().map(|_| out)
+    }
+
+    /// The fast path alone.
+    fn fast_only(text: &str) -> Option<Vec<Level>> {
+        let mut out = Vec::new();
+        fast::levels(text.as_bytes(), &mut out).map(|_| out)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_fast_path_agrees_with_the_general_scanner(
+            levels in proptest::collection::vec((0i64..10_000_000_000_000, -5i64..5_000_000_000), 0..12),
+            form in 0usize..5,
+            noise in proptest::collection::vec((0usize..400, proptest::sample::select(vec![" ", ",", "]", "\"", "e", "-", "x", "(", "\\", "."])), 0..3),
+        ) {
+            let levels: Vec<Level> = levels.into_iter().map(|(p, s)| Level::new(Fixed::from_raw(p), Fixed::from_raw(s))).collect();
+            let mut text = crate::synth::format_levels(&levels, crate::synth::LevelFormat::ALL[form]);
+            for (at, piece) in noise {
+                let at = at.min(text.len());
+                if text.is_char_boundary(at) {
+                    text.insert_str(at, piece);
+                }
+            }
+            let slow = general(&text);
+            if let Some(fast) = fast_only(&text) {
+                proptest::prop_assert_eq!(Some(fast), slow, "{}", text);
+            }
+        }
+    }
+
+    #[test]
+    fn the_fast_path_takes_the_common_forms() {
+        for text in [r#"[["30247.5","0.1","0","3"]]"#, "[[30247.5, 0.1]]", "[(30247.5, 0.1, 0, 1)]", "[]", "[('1', '2')]"] {
+            assert!(fast_only(text).is_some(), "{text}");
+        }
+        for text in ["[{\"p\": 1, \"s\": 2}]", "[[1e3, 1]]", "[[-1, 1]]", "[[\"a\\\"\", 1]]"] {
+            assert!(fast_only(text).is_none(), "{text}");
+        }
     }
 
     #[test]

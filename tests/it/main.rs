@@ -2,5 +2,7 @@
 //! harness.
 
 mod harness;
-
+mod okx;
+mod processor;
+mod resume;
 mod viewer;

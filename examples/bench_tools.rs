@@ -1,0 +1,118 @@
+//! Tools for `scripts/bench`: generate data, time a bare scan (the floor),
+//! run a command while sampling its anonymous resident memory, time atomic
+//! writes. Not part of the product; run with
+//! `cargo run --release --example bench_tools -- <command>`.
+
+use anyhow::{bail, Context};
+use orderflow::ipc::{write_atomic, OhlcRow};
+use orderflow::synth::{write_days, LevelFormat, SynthConfig};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("gen") if args.len() == 5 => {
+            let day = chrono::NaiveDate::parse_from_str(&args[3], "%Y-%m-%d").context("DATE")?;
+            let hours: f64 = args[4].parse().context("HOURS")?;
+            let mut template = SynthConfig::new(0, 0);
+            template.format = LevelFormat::OkxStrings;
+            let paths = write_days(Path::new(&args[1]), &args[2], day, 1, hours, &template)?;
+            for p in paths {
+                println!("{}", p.display());
+            }
+        }
+        Some("scan") if args.len() >= 2 => {
+            let start = Instant::now();
+            let mut rows = 0;
+            for f in &args[1..] {
+                let (n, sum) = orderflow::source::sqlite::bare_scan(Path::new(f))?;
+                rows += n;
+                std::hint::black_box(sum);
+            }
+            let secs = start.elapsed().as_secs_f64();
+            println!("{rows} {secs:.6}");
+        }
+        Some("measure") if args.len() >= 3 && args[1] == "--" => {
+            let (secs, peak_kib) = measure(&args[2..])?;
+            println!("{secs:.6} {peak_kib}");
+        }
+        Some("atomic-write") if args.len() == 3 => {
+            let dir = PathBuf::from(&args[1]);
+            let n: usize = args[2].parse().context("N")?;
+            std::fs::create_dir_all(&dir)?;
+            let rows: Vec<OhlcRow> = (0..1000)
+                .map(|i| OhlcRow {
+                    ts: 1_700_000_000_000 + i * 60_000,
+                    open: 30_000.5 + i as f64,
+                    high: 30_010.25 + i as f64,
+                    low: 29_990.0 + i as f64,
+                    close: 30_001.75 + i as f64,
+                    volume: 12.345_678,
+                })
+                .collect();
+            let mut times = Vec::with_capacity(n);
+            for _ in 0..n {
+                let start = Instant::now();
+                let bytes = serde_json::to_vec(&rows)?;
+                write_atomic(&dir, "ohlc_data.json", &bytes)?;
+                times.push(start.elapsed());
+            }
+            times.sort();
+            let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize].as_secs_f64() * 1000.0;
+            println!("{:.3} {:.3}", at(0.5), at(0.99));
+        }
+        Some("atomic-file") if args.len() == 4 => {
+            let bytes = std::fs::read(&args[1]).context("FILE")?;
+            let dir = PathBuf::from(&args[2]);
+            let n: usize = args[3].parse().context("N")?;
+            std::fs::create_dir_all(&dir)?;
+            let mut times = Vec::with_capacity(n);
+            for _ in 0..n {
+                let start = Instant::now();
+                write_atomic(&dir, "checkpoint.json", &bytes)?;
+                times.push(start.elapsed());
+            }
+            times.sort();
+            let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize].as_secs_f64() * 1000.0;
+            println!("{:.3} {:.3}", at(0.5), at(0.99));
+        }
+        _ => bail!(
+            "usage: bench_tools gen DIR INSTRUMENT YYYY-MM-DD HOURS | scan FILE… | measure -- CMD… | atomic-write DIR N | atomic-file FILE DIR N"
+        ),
+    }
+    Ok(())
+}
+
+/// Runs `cmd`, sampling `RssAnon` every 10 ms; returns wall seconds and the
+/// peak in KiB. Fails if the command fails.
+fn measure(cmd: &[String]) -> anyhow::Result<(f64, u64)> {
+    let start = Instant::now();
+    let mut child = std::process::Command::new(&cmd[0])
+        .args(&cmd[1..])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot start {}", cmd[0]))?;
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak = 0u64;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&status_path) {
+            if let Some(kib) = text
+                .lines()
+                .find(|l| l.starts_with("RssAnon:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+            {
+                peak = peak.max(kib);
+            }
+        }
+        if let Some(status) = child.try_wait()? {
+            if !status.success() {
+                bail!("{} failed: {status}", cmd[0]);
+            }
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok((start.elapsed().as_secs_f64(), peak))
+}

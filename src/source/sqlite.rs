@@ -1,0 +1,563 @@
+//! Streaming rows out of one capture file, read-only and in order.
+//!
+//! Each table is read by its own thread, which owns its connection and one
+//! long-running statement and sends parsed rows in batches over a bounded
+//! channel: reading and level parsing run beside the processor's book
+//! updates, and memory is bounded by the channel, not the table.
+//!
+//! Tables are read in `id` order (the rowid, so no sort and no index is
+//! needed) and the reader checks that timestamps never go backwards. If
+//! they do, it stops with [`StreamStop::Disorder`] and the caller re-reads
+//! the table in `(timestamp, id)` order ([`Order::Time`]): SQLite's
+//! external merge sort, with `temp_store=FILE` and a bounded cache, spills
+//! to disk instead of holding the table in memory.
+//!
+//! Connections are opened `immutable` and `query_only` with a large mmap
+//! and page cache: the capture is never written, and SQLite can skip
+//! locking entirely.
+
+use super::levels::{parse_level_bytes, LevelError};
+use super::SourceError;
+use crate::model::{Fixed, Level, TradeSide};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::time::Duration;
+
+/// Rows per batch sent from a reader thread.
+const BATCH: usize = 512;
+/// Batches in flight per table.
+const IN_FLIGHT: usize = 8;
+
+/// The SQL pragmas every capture connection runs: read-only, memory-mapped,
+/// sorts spilling to temp files.
+pub const PRAGMAS: &str = "PRAGMA query_only=1; PRAGMA mmap_size=1073741824; \
+     PRAGMA cache_size=-32768; PRAGMA temp_store=FILE;";
+
+/// Opens a capture read-only with the tuned settings.
+pub fn open(path: &Path) -> Result<Connection, SourceError> {
+    let uri = format!("file:{}?immutable=1", uri_escape(path));
+    let conn = Connection::open_with_flags(
+        uri,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| SourceError::sqlite(path, e))?;
+    conn.execute_batch(PRAGMAS)
+        .map_err(|e| SourceError::sqlite(path, e))?;
+    Ok(conn)
+}
+
+fn uri_escape(path: &Path) -> String {
+    let text = path.to_string_lossy();
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '?' => out.push_str("%3f"),
+            '#' => out.push_str("%23"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// The id range of a table: `(min, max)`, or `None` when it is empty.
+pub type IdRange = Option<(i64, i64)>;
+
+/// What a capture file holds, checked before any row is processed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileInfo {
+    pub book: IdRange,
+    pub trades: IdRange,
+}
+
+impl FileInfo {
+    /// Rows in the file, assuming dense ids (an upper bound otherwise).
+    pub fn rows_estimate(&self) -> u64 {
+        let n = |r: IdRange| r.map_or(0, |(lo, hi)| (hi - lo + 1).max(0) as u64);
+        n(self.book) + n(self.trades)
+    }
+}
+
+/// Checks that `path` is an intact capture (SQLite, not truncated, both
+/// tables with their columns) and returns its id ranges.
+pub fn inspect(path: &Path) -> Result<FileInfo, SourceError> {
+    let meta = std::fs::metadata(path).map_err(|source| SourceError::Unreadable {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut header = [0u8; 100];
+    {
+        use std::io::Read;
+        let mut f = std::fs::File::open(path).map_err(|source| SourceError::Unreadable {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if f.read_exact(&mut header).is_err() || &header[..16] != b"SQLite format 3\0" {
+            return Err(SourceError::NotSqlite {
+                path: path.to_path_buf(),
+            });
+        }
+    }
+    // The header's page size and page count (valid when the "version
+    // valid for" number matches the change counter) give the file's size.
+    let be32 = |at: usize| {
+        u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+    };
+    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65_536,
+        n => n as u64,
+    };
+    if be32(92) == be32(24) {
+        let expected = page_size * be32(28) as u64;
+        if meta.len() < expected {
+            return Err(SourceError::Truncated {
+                path: path.to_path_buf(),
+                expected,
+                actual: meta.len(),
+            });
+        }
+    }
+    let conn = open(path)?;
+    for (table, columns) in [
+        ("book", &["id", "bids", "asks", "timestamp"][..]),
+        (
+            "trades",
+            &["id", "trade_id", "price", "size", "side", "timestamp"][..],
+        ),
+    ] {
+        let mut stmt = conn
+            .prepare("SELECT name FROM pragma_table_info(?1)")
+            .map_err(|e| SourceError::sqlite(path, e))?;
+        let have: Vec<String> = stmt
+            .query_map([table], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| SourceError::sqlite(path, e))?;
+        if have.is_empty() {
+            return Err(SourceError::MissingTable {
+                path: path.to_path_buf(),
+                table,
+            });
+        }
+        if let Some(column) = columns.iter().find(|c| !have.iter().any(|h| h == *c)) {
+            return Err(SourceError::MissingColumn {
+                path: path.to_path_buf(),
+                table,
+                column,
+            });
+        }
+    }
+    let range = |table: &str| -> Result<IdRange, SourceError> {
+        conn.query_row(&format!("SELECT min(id), max(id) FROM {table}"), [], |r| {
+            Ok(
+                match (r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?) {
+                    (Some(lo), Some(hi)) => Some((lo, hi)),
+                    _ => None,
+                },
+            )
+        })
+        .map_err(|e| SourceError::sqlite(path, e))
+    };
+    Ok(FileInfo {
+        book: range("book")?,
+        trades: range("trades")?,
+    })
+}
+
+/// The order a table is read in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Order {
+    /// By `id`, checking timestamps never go backwards.
+    Id,
+    /// By `(timestamp, id)`, sorted by SQLite with spilling.
+    Time,
+}
+
+/// The `(timestamp, id)` of a row: where a stream is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Position {
+    pub ts: i64,
+    pub id: i64,
+}
+
+/// Why a row of a table cannot be applied.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum RowError {
+    #[error("{side}: {source}")]
+    Levels {
+        side: &'static str,
+        source: LevelError,
+    },
+    #[error("column {column} is not {expected}")]
+    Column {
+        column: &'static str,
+        expected: &'static str,
+    },
+    #[error("{field} {value} is negative or not finite")]
+    BadNumber { field: &'static str, value: f64 },
+}
+
+/// A book row with its levels parsed.
+#[derive(Clone, Debug)]
+pub struct BookRow {
+    pub pos: Position,
+    pub levels: Result<(Vec<Level>, Vec<Level>), RowError>,
+}
+
+/// A checked trade.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Trade {
+    pub price: Fixed,
+    pub size: Fixed,
+    pub side: TradeSide,
+}
+
+/// A trade row, checked.
+#[derive(Clone, Debug)]
+pub struct TradeRow {
+    pub pos: Position,
+    pub trade: Result<Trade, RowError>,
+}
+
+/// A row of either table, for the generic reader.
+pub trait TableRow: Send + Sized + 'static {
+    const TABLE: &'static str;
+    const COLUMNS: &'static str;
+    fn pos(&self) -> Position;
+    /// Builds the row from the selected columns (`id`, `timestamp`, then
+    /// `COLUMNS`); `ts` falls back to `prev_ts` when the column is bad.
+    fn from_sql(row: &rusqlite::Row, prev_ts: i64) -> rusqlite::Result<Self>;
+}
+
+impl TableRow for BookRow {
+    const TABLE: &'static str = "book";
+    const COLUMNS: &'static str = "bids, asks";
+
+    fn pos(&self) -> Position {
+        self.pos
+    }
+
+    fn from_sql(row: &rusqlite::Row, prev_ts: i64) -> rusqlite::Result<BookRow> {
+        let (pos, ts_ok) = position(row, prev_ts)?;
+        let side = |i: usize, side: &'static str| -> Result<Vec<Level>, RowError> {
+            let text = match row.get_ref(i) {
+                Ok(ValueRef::Text(t)) => t,
+                _ => {
+                    return Err(RowError::Column {
+                        column: side,
+                        expected: "text",
+                    })
+                }
+            };
+            let mut levels = Vec::with_capacity(text.len() / 24 + 1);
+            parse_level_bytes(text, &mut levels)
+                .map_err(|source| RowError::Levels { side, source })?;
+            Ok(levels)
+        };
+        let levels = if ts_ok {
+            side(2, "bids").and_then(|b| Ok((b, side(3, "asks")?)))
+        } else {
+            Err(RowError::Column {
+                column: "timestamp",
+                expected: "an integer",
+            })
+        };
+        Ok(BookRow { pos, levels })
+    }
+}
+
+impl TableRow for TradeRow {
+    const TABLE: &'static str = "trades";
+    const COLUMNS: &'static str = "price, size, side";
+
+    fn pos(&self) -> Position {
+        self.pos
+    }
+
+    fn from_sql(row: &rusqlite::Row, prev_ts: i64) -> rusqlite::Result<TradeRow> {
+        let (pos, ts_ok) = position(row, prev_ts)?;
+        let number = |i: usize, field: &'static str| -> Result<Fixed, RowError> {
+            let value = match row.get_ref(i) {
+                Ok(ValueRef::Real(v)) => v,
+                Ok(ValueRef::Integer(v)) => v as f64,
+                Ok(ValueRef::Text(t)) => std::str::from_utf8(t)
+                    .ok()
+                    .and_then(|s| s.trim().parse::<f64>().ok())
+                    .unwrap_or(f64::NAN),
+                _ => f64::NAN,
+            };
+            match Fixed::from_f64(value) {
+                Some(v) if !v.is_negative() => Ok(v),
+                _ => Err(RowError::BadNumber { field, value }),
+            }
+        };
+        let trade = if ts_ok {
+            (|| {
+                let price = number(2, "price")?;
+                let size = number(3, "size")?;
+                let side = match row.get_ref(4) {
+                    Ok(ValueRef::Text(t)) => TradeSide::parse(std::str::from_utf8(t).unwrap_or("")),
+                    _ => TradeSide::Unknown,
+                };
+                Ok(Trade { price, size, side })
+            })()
+        } else {
+            Err(RowError::Column {
+                column: "timestamp",
+                expected: "an integer",
+            })
+        };
+        Ok(TradeRow { pos, trade })
+    }
+}
+
+fn position(row: &rusqlite::Row, prev_ts: i64) -> rusqlite::Result<(Position, bool)> {
+    let id: i64 = row.get(0)?;
+    Ok(match row.get_ref(1)? {
+        ValueRef::Integer(ts) => (Position { ts, id }, true),
+        _ => (Position { ts: prev_ts, id }, false),
+    })
+}
+
+/// Where and how to read one table.
+#[derive(Clone, Debug)]
+pub struct StreamSpec {
+    pub path: PathBuf,
+    pub order: Order,
+    /// Continue after this row (resume), or from the start.
+    pub after: Option<Position>,
+    /// Rows outside `[lo, hi)` ms are skipped.
+    pub window: (i64, i64),
+}
+
+/// Why a stream stopped before its end.
+#[derive(Debug)]
+pub enum StreamStop {
+    /// In `Order::Id`, the row `at` has an earlier timestamp than the row
+    /// before it.
+    Disorder {
+        table: &'static str,
+        at: Position,
+        prev_ts: i64,
+    },
+    Failed(SourceError),
+}
+
+enum Msg<R> {
+    Rows(Vec<R>, u64),
+    Stop(StreamStop),
+}
+
+/// A table being read by its thread, consumed row by row.
+pub struct TableStream<R: TableRow> {
+    rx: Receiver<Msg<R>>,
+    buf: std::vec::IntoIter<R>,
+    head: Option<R>,
+    stop: Option<StreamStop>,
+    ended: bool,
+    /// Rows read so far, including those outside the window.
+    scanned: u64,
+}
+
+impl<R: TableRow> TableStream<R> {
+    /// Starts the reader thread.
+    pub fn start(spec: StreamSpec) -> TableStream<R> {
+        let (tx, rx) = sync_channel(IN_FLIGHT);
+        std::thread::Builder::new()
+            .name(format!("read-{}", R::TABLE))
+            .spawn(move || read_table::<R>(spec, tx))
+            .map(|_| ())
+            .unwrap_or_else(|e| eprintln!("cannot start reader thread: {e}"));
+        TableStream {
+            rx,
+            buf: Vec::new().into_iter(),
+            head: None,
+            stop: None,
+            ended: false,
+            scanned: 0,
+        }
+    }
+
+    /// Waits up to `timeout` for the next row and says what is next.
+    pub fn poll(&mut self, timeout: Duration) -> Next {
+        if self.fill(timeout) {
+            return Next::Pending;
+        }
+        if let Some(h) = &self.head {
+            return Next::Row(h.pos());
+        }
+        match &self.stop {
+            Some(_) => Next::Stopped,
+            None => Next::End,
+        }
+    }
+
+    /// Why the stream stopped early (after [`Next::Stopped`]).
+    pub fn take_stop(&mut self) -> Option<StreamStop> {
+        self.stop.take()
+    }
+
+    /// Takes the row last polled.
+    pub fn take(&mut self) -> Option<R> {
+        self.head.take()
+    }
+
+    /// Rows read so far, including those outside the window.
+    pub fn scanned(&self) -> u64 {
+        self.scanned
+    }
+
+    /// Fills `head`; `true` when nothing arrived within `timeout`.
+    fn fill(&mut self, timeout: Duration) -> bool {
+        loop {
+            if self.head.is_some() {
+                return false;
+            }
+            if let Some(r) = self.buf.next() {
+                self.head = Some(r);
+                return false;
+            }
+            if self.ended {
+                return false;
+            }
+            match self.rx.recv_timeout(timeout) {
+                Ok(Msg::Rows(rows, scanned)) => {
+                    self.scanned += scanned;
+                    self.buf = rows.into_iter();
+                }
+                Ok(Msg::Stop(stop)) => {
+                    self.stop = Some(stop);
+                    self.ended = true;
+                }
+                Err(RecvTimeoutError::Timeout) => return true,
+                Err(RecvTimeoutError::Disconnected) => self.ended = true,
+            }
+        }
+    }
+}
+
+/// What comes next in a [`TableStream`].
+#[derive(Debug)]
+pub enum Next {
+    /// A row at this position (take it with [`TableStream::take`]).
+    Row(Position),
+    /// The table is read to its end.
+    End,
+    /// Nothing yet (the reader is busy, e.g. sorting).
+    Pending,
+    /// The reader stopped early ([`TableStream::take_stop`] says why).
+    Stopped,
+}
+
+fn read_table<R: TableRow>(spec: StreamSpec, tx: SyncSender<Msg<R>>) {
+    if let Err(e) = stream_rows::<R>(&spec, &tx) {
+        let _ = tx.send(Msg::Stop(e));
+    }
+}
+
+fn stream_rows<R: TableRow>(spec: &StreamSpec, tx: &SyncSender<Msg<R>>) -> Result<(), StreamStop> {
+    let path = &spec.path;
+    let fail = |e: rusqlite::Error| StreamStop::Failed(SourceError::sqlite(path, e));
+    let conn = open(path).map_err(StreamStop::Failed)?;
+    let (lo, hi) = spec.window;
+    let after = spec.after.unwrap_or(Position {
+        ts: i64::MIN,
+        id: i64::MIN,
+    });
+    let sql = match spec.order {
+        Order::Id => format!(
+            "SELECT id, timestamp, {} FROM {} WHERE id > ?1 ORDER BY id",
+            R::COLUMNS,
+            R::TABLE
+        ),
+        Order::Time => format!(
+            "SELECT id, timestamp, {} FROM {} WHERE timestamp >= ?2 AND timestamp < ?3 \
+             AND (timestamp > ?4 OR (timestamp = ?4 AND id > ?1)) ORDER BY timestamp, id",
+            R::COLUMNS,
+            R::TABLE
+        ),
+    };
+    let mut stmt = conn.prepare(&sql).map_err(fail)?;
+    let mut rows = match spec.order {
+        Order::Id => stmt.query([after.id]),
+        Order::Time => stmt.query([after.id, lo, hi, after.ts]),
+    }
+    .map_err(fail)?;
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut scanned = 0u64;
+    let mut prev_ts = if spec.after.is_some() {
+        after.ts
+    } else {
+        i64::MIN
+    };
+    while let Some(row) = rows.next().map_err(fail)? {
+        let r = R::from_sql(row, prev_ts).map_err(fail)?;
+        let pos = r.pos();
+        scanned += 1;
+        if spec.order == Order::Id {
+            if pos.ts < prev_ts {
+                if !batch.is_empty() || scanned > 1 {
+                    let _ = tx.send(Msg::Rows(std::mem::take(&mut batch), scanned - 1));
+                }
+                return Err(StreamStop::Disorder {
+                    table: R::TABLE,
+                    at: pos,
+                    prev_ts,
+                });
+            }
+            prev_ts = pos.ts;
+            if pos.ts < lo || pos.ts >= hi {
+                continue;
+            }
+        }
+        batch.push(r);
+        if batch.len() == BATCH {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            if tx.send(Msg::Rows(full, scanned)).is_err() {
+                return Ok(());
+            }
+            scanned = 0;
+        }
+    }
+    if !batch.is_empty() || scanned > 0 {
+        let _ = tx.send(Msg::Rows(batch, scanned));
+    }
+    Ok(())
+}
+
+/// The floor for throughput: reads every row of both tables in `id` order
+/// with the same settings and only touches each level text's bytes.
+/// Returns the rows read and a checksum of the bytes (so the work is not
+/// optimised away).
+pub fn bare_scan(path: &Path) -> Result<(u64, u64), SourceError> {
+    let conn = open(path)?;
+    let fail = |e| SourceError::sqlite(path, e);
+    let mut rows_read = 0u64;
+    let mut sum = 0u64;
+    for sql in [
+        "SELECT id, timestamp, bids, asks FROM book ORDER BY id",
+        "SELECT id, timestamp, price, size, side FROM trades ORDER BY id",
+    ] {
+        let mut stmt = conn.prepare(sql).map_err(fail)?;
+        let mut rows = stmt.query([]).map_err(fail)?;
+        while let Some(row) = rows.next().map_err(fail)? {
+            rows_read += 1;
+            for i in 0..row.as_ref().column_count() {
+                match row.get_ref(i).map_err(fail)? {
+                    ValueRef::Text(t) => {
+                        sum = sum.wrapping_add(t.iter().map(|&b| b as u64).sum::<u64>())
+                    }
+                    ValueRef::Integer(v) => sum = sum.wrapping_add(v as u64),
+                    ValueRef::Real(v) => sum = sum.wrapping_add(v.to_bits()),
+                    _ => {}
+                }
+            }
+        }
+    }
+    Ok((rows_read, sum))
+}
