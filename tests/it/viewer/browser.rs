@@ -284,3 +284,101 @@ fn viewer_page_shows_stale_data() {
         s["connection"] == "live" && s["bars"] == 2
     });
 }
+
+/// Kills the processor when the test ends, however it ends.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Hovers over the bar starting at `ts` and checks the hover state and
+/// the readout against the files (for a bar the writer no longer changes).
+fn check_hover_values(b: &Browser, dir: &Path, ts: i64) {
+    let x = b.exec("return window.orderflowBarX(arguments[0]);", json!([ts])).as_f64().unwrap();
+    let y = b.exec("return window.orderflowPriceY();", json!([])).as_f64().unwrap();
+    b.move_mouse(x, y);
+    let s = b.wait_state("hover on the bar", T, |s| s["hover"]["ts"].as_i64() == Some(ts));
+    let ohlc: Vec<OhlcRow> = ipc::read_json(&dir.join(files::OHLC)).unwrap();
+    let metrics: Vec<MetricRow> = ipc::read_json(&dir.join(files::METRICS)).unwrap();
+    let row = ohlc.iter().find(|r| r.ts == ts).expect("bar in file");
+    let m = metrics.iter().find(|r| r.ts == ts).expect("metric in file");
+    let shown: Vec<f64> = s["hover"]["ohlc"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    assert_eq!(shown, [row.ts as f64, row.open, row.high, row.low, row.close, row.volume]);
+    let shown_m: Vec<f64> = s["hover"]["metrics"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let cvd = m.cvd.expect("nine-column metrics");
+    assert_eq!(shown_m, [m.ts as f64, m.obi[0], m.obi[1], m.obi[2], m.obi[3], cvd[0], cvd[1], cvd[2], cvd[3]]);
+    let text = b.exec("return document.getElementById('readout').textContent;", json!([])).as_str().unwrap().to_string();
+    for e in [format!("O {}", row.open), format!("H {}", row.high), format!("L {}", row.low), format!("C {}", row.close), format!("V {}", row.volume)] {
+        assert!(text.contains(e.as_str()), "readout {text:?} lacks {e:?}");
+    }
+}
+
+#[test]
+fn viewer_page_follows_a_processor_replay_across_a_viewer_restart() {
+    let Some(b) = Browser::start(1600, 900) else { return };
+    let dir = crate::harness::fast_tempdir();
+    let db = dir.path().join("gen.db");
+    let day = orderflow::synth::day_start_ms(chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap());
+    let mut cfg = orderflow::synth::SynthConfig::new(day, 40 * 60_000);
+    cfg.levels_per_side = 200;
+    orderflow::synth::write_file(&db, &cfg).unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let mut v = ViewerProcess::start(&out, 0);
+    let port = v.addr.port();
+    b.goto(&v.url());
+    // 5 s bars at 25× market speed: a new bar every 200 ms.
+    let _processor = KillOnDrop(
+        Command::new(crate::harness::PROCESSOR)
+            .args(["GEN", "2024-01-01", "2024-01-01", "--db", &db.to_string_lossy(), "--out", &out.to_string_lossy()])
+            .args(["--window-seconds", "5", "--speed", "25"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start orderflow-processor"),
+    );
+    let s = b.wait_state("bars forming", T, |s| s["bars"].as_u64() >= Some(8) && s["connection"] == "live");
+    let draws = s["draws"].as_u64().unwrap();
+    let s2 = b.wait_state("more bars drawn", T, |x| x["bars"].as_u64() >= Some(s["bars"].as_u64().unwrap() + 3));
+    assert!(s2["draws"].as_u64().unwrap() > draws);
+    let on_disk: Vec<OhlcRow> = ipc::read_json(&out.join(files::OHLC)).unwrap();
+    assert!(s2["bars"].as_u64().unwrap() as usize <= on_disk.len(), "the page shows what the file holds");
+    let header = b.exec("return document.getElementById('header').textContent;", json!([])).as_str().unwrap().to_string();
+    for part in ["GEN", "5s", "rows/s", "2024-01-01", "running"] {
+        assert!(header.contains(part), "header {header:?} lacks {part:?}");
+    }
+
+    // Pan away from the live edge (arrow key), so bars hold still, then
+    // hover an older bar, which the processor no longer changes.
+    b.exec("window.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowLeft'}));", json!([]));
+    b.wait_state("paused", T, |s| s["following"] == false);
+    let rows: Vec<OhlcRow> = ipc::read_json(&out.join(files::OHLC)).unwrap();
+    let old = rows[rows.len().saturating_sub(4)].ts;
+    check_hover_values(&b, &out, old);
+    // Wheel zoom and double-click back to following.
+    let d = b.state()["draws"].as_u64().unwrap();
+    b.exec("document.getElementById('overlay').dispatchEvent(new WheelEvent('wheel', {deltaY: 200, clientX: 400, clientY: 300, bubbles: true, cancelable: true}));", json!([]));
+    b.wait_state("redraw after zoom", T, |s| s["draws"].as_u64() > Some(d));
+    b.exec("document.getElementById('overlay').dispatchEvent(new MouseEvent('dblclick', {bubbles: true}));", json!([]));
+    b.wait_state("following again", T, |s| s["following"] == true);
+
+    // SIGKILL the viewer; the replay goes on; restart; the page catches up.
+    let before = b.state();
+    v.kill9();
+    let s = b.wait_state("reconnecting", T, |s| s["connection"] == "reconnecting");
+    assert!(s["bars"].as_u64() >= before["bars"].as_u64(), "the last chart stays");
+    b.exec("window.__notReloaded = true;", json!([]));
+    let last_before = s["lastBarTs"].as_i64().unwrap();
+    let _v2 = ViewerProcess::start(&out, port);
+    b.wait_state("live again with newer bars", T, |s| {
+        s["connection"] == "live" && s["lastBarTs"].as_i64() > Some(last_before + 10_000)
+    });
+    assert_eq!(b.exec("return window.__notReloaded === true;", json!([])), Value::Bool(true), "no reload");
+    if let Some(d) = option_env!("CARGO_TARGET_TMPDIR") {
+        b.screenshot(&Path::new(d).join("viewer-processor.png"));
+    }
+}
