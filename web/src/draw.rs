@@ -263,6 +263,11 @@ pub fn draw_main(
                 padded(lo, hi, 0.08)
             }
         };
+        // Keep the top of each pane clear for its title (and the price
+        // pane for the crosshair readout under it).
+        let reserve = if *kind == PaneKind::Price { 50.0 } else { 18.0 } * dpr;
+        let usable_h = (f64::from(ph) - reserve).max(f64::from(ph) * 0.5);
+        let hi = hi + (hi - lo) * (f64::from(ph) - usable_h) / usable_h;
         panes.push(Pane {
             kind: *kind,
             top: y,
@@ -585,7 +590,7 @@ pub fn draw_depth(canvas: &HtmlCanvasElement, data: &Data, dpr: f64) -> Result<(
     }
     let head = match (data.bids.first(), data.asks.first()) {
         (Some(b), Some(a)) => {
-            let pd = (dec + 2).min(8);
+            let pd = (dec + 1).clamp(2, 8);
             format!(
                 "Depth  mid {:.pd$}  spread {:.pd$}",
                 (a[0] + b[0]) / 2.0,

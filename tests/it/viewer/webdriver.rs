@@ -39,6 +39,11 @@ impl Browser {
     /// given; `None` (with a message) when Chromium or chromedriver is
     /// not installed.
     pub fn start(width: u32, height: u32) -> Option<Browser> {
+        Browser::start_scaled(width, height, 1.0)
+    }
+
+    /// Like [`Browser::start`] with a device pixel ratio (HiDPI checks).
+    pub fn start_scaled(width: u32, height: u32, dpr: f64) -> Option<Browser> {
         let (Some(chromium), Some(chromedriver)) = (
             find(&["chromium", "chromium-browser", "google-chrome"]),
             find(&["chromedriver"]),
@@ -88,7 +93,7 @@ impl Browser {
             "--disable-sync",
             "--disable-dev-shm-usage",
             "--hide-scrollbars",
-            "--force-device-scale-factor=1",
+            &format!("--force-device-scale-factor={dpr}"),
             &format!("--window-size={width},{height}"),
             &format!("--user-data-dir={}", b._profile.path().display()),
         ];
