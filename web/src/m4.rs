@@ -21,7 +21,7 @@ pub struct Candle {
 /// spanning `[x0, x1]`. Input is in time order; so is the output.
 pub fn m4(candles: &[Candle], x0: f64, x1: f64, cols: usize) -> Vec<Candle> {
     let span = x1 - x0;
-    if cols == 0 || !(span > 0.0) {
+    if cols == 0 || span.is_nan() || span <= 0.0 {
         return candles.to_vec();
     }
     let col_of = |x: f64| ((x - x0) / span * cols as f64).floor() as i64;
@@ -52,7 +52,7 @@ pub fn m4(candles: &[Candle], x0: f64, x1: f64, cols: usize) -> Vec<Candle> {
 /// order (min and max in the order they occurred).
 pub fn m4_line(points: &[(f64, f64)], x0: f64, x1: f64, cols: usize) -> Vec<(f64, f64)> {
     let span = x1 - x0;
-    if cols == 0 || !(span > 0.0) || points.len() <= 2 * cols {
+    if cols == 0 || span.is_nan() || span <= 0.0 || points.len() <= 2 * cols {
         return points.to_vec();
     }
     let col_of = |x: f64| ((x - x0) / span * cols as f64).floor() as i64;
