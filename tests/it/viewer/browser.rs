@@ -298,28 +298,84 @@ impl Drop for KillOnDrop {
 /// Hovers over the bar starting at `ts` and checks the hover state and
 /// the readout against the files (for a bar the writer no longer changes).
 fn check_hover_values(b: &Browser, dir: &Path, ts: i64) {
-    let x = b.exec("return window.orderflowBarX(arguments[0]);", json!([ts])).as_f64().unwrap();
-    let y = b.exec("return window.orderflowPriceY();", json!([])).as_f64().unwrap();
+    let x = b
+        .exec("return window.orderflowBarX(arguments[0]);", json!([ts]))
+        .as_f64()
+        .unwrap();
+    let y = b
+        .exec("return window.orderflowPriceY();", json!([]))
+        .as_f64()
+        .unwrap();
     b.move_mouse(x, y);
-    let s = b.wait_state("hover on the bar", T, |s| s["hover"]["ts"].as_i64() == Some(ts));
+    let s = b.wait_state("hover on the bar", T, |s| {
+        s["hover"]["ts"].as_i64() == Some(ts)
+    });
     let ohlc: Vec<OhlcRow> = ipc::read_json(&dir.join(files::OHLC)).unwrap();
     let metrics: Vec<MetricRow> = ipc::read_json(&dir.join(files::METRICS)).unwrap();
     let row = ohlc.iter().find(|r| r.ts == ts).expect("bar in file");
     let m = metrics.iter().find(|r| r.ts == ts).expect("metric in file");
-    let shown: Vec<f64> = s["hover"]["ohlc"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
-    assert_eq!(shown, [row.ts as f64, row.open, row.high, row.low, row.close, row.volume]);
-    let shown_m: Vec<f64> = s["hover"]["metrics"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let shown: Vec<f64> = s["hover"]["ohlc"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            row.ts as f64,
+            row.open,
+            row.high,
+            row.low,
+            row.close,
+            row.volume
+        ]
+    );
+    let shown_m: Vec<f64> = s["hover"]["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
     let cvd = m.cvd.expect("nine-column metrics");
-    assert_eq!(shown_m, [m.ts as f64, m.obi[0], m.obi[1], m.obi[2], m.obi[3], cvd[0], cvd[1], cvd[2], cvd[3]]);
-    let text = b.exec("return document.getElementById('readout').textContent;", json!([])).as_str().unwrap().to_string();
-    for e in [format!("O {}", row.open), format!("H {}", row.high), format!("L {}", row.low), format!("C {}", row.close), format!("V {}", row.volume)] {
+    assert_eq!(
+        shown_m,
+        [
+            m.ts as f64,
+            m.obi[0],
+            m.obi[1],
+            m.obi[2],
+            m.obi[3],
+            cvd[0],
+            cvd[1],
+            cvd[2],
+            cvd[3]
+        ]
+    );
+    let text = b
+        .exec(
+            "return document.getElementById('readout').textContent;",
+            json!([]),
+        )
+        .as_str()
+        .unwrap()
+        .to_string();
+    for e in [
+        format!("O {}", row.open),
+        format!("H {}", row.high),
+        format!("L {}", row.low),
+        format!("C {}", row.close),
+        format!("V {}", row.volume),
+    ] {
         assert!(text.contains(e.as_str()), "readout {text:?} lacks {e:?}");
     }
 }
 
 #[test]
 fn viewer_page_follows_a_processor_replay_across_a_viewer_restart() {
-    let Some(b) = Browser::start(1600, 900) else { return };
+    let Some(b) = Browser::start(1600, 900) else {
+        return;
+    };
     let dir = crate::harness::fast_tempdir();
     let db = dir.path().join("gen.db");
     let day = orderflow::synth::day_start_ms(chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap());
@@ -334,27 +390,52 @@ fn viewer_page_follows_a_processor_replay_across_a_viewer_restart() {
     // 5 s bars at 25× market speed: a new bar every 200 ms.
     let _processor = KillOnDrop(
         Command::new(crate::harness::PROCESSOR)
-            .args(["GEN", "2024-01-01", "2024-01-01", "--db", &db.to_string_lossy(), "--out", &out.to_string_lossy()])
+            .args([
+                "GEN",
+                "2024-01-01",
+                "2024-01-01",
+                "--db",
+                &db.to_string_lossy(),
+                "--out",
+                &out.to_string_lossy(),
+            ])
             .args(["--window-seconds", "5", "--speed", "25"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start orderflow-processor"),
     );
-    let s = b.wait_state("bars forming", T, |s| s["bars"].as_u64() >= Some(8) && s["connection"] == "live");
+    let s = b.wait_state("bars forming", T, |s| {
+        s["bars"].as_u64() >= Some(8) && s["connection"] == "live"
+    });
     let draws = s["draws"].as_u64().unwrap();
-    let s2 = b.wait_state("more bars drawn", T, |x| x["bars"].as_u64() >= Some(s["bars"].as_u64().unwrap() + 3));
+    let s2 = b.wait_state("more bars drawn", T, |x| {
+        x["bars"].as_u64() >= Some(s["bars"].as_u64().unwrap() + 3)
+    });
     assert!(s2["draws"].as_u64().unwrap() > draws);
     let on_disk: Vec<OhlcRow> = ipc::read_json(&out.join(files::OHLC)).unwrap();
-    assert!(s2["bars"].as_u64().unwrap() as usize <= on_disk.len(), "the page shows what the file holds");
-    let header = b.exec("return document.getElementById('header').textContent;", json!([])).as_str().unwrap().to_string();
+    assert!(
+        s2["bars"].as_u64().unwrap() as usize <= on_disk.len(),
+        "the page shows what the file holds"
+    );
+    let header = b
+        .exec(
+            "return document.getElementById('header').textContent;",
+            json!([]),
+        )
+        .as_str()
+        .unwrap()
+        .to_string();
     for part in ["GEN", "5s", "rows/s", "2024-01-01", "running"] {
         assert!(header.contains(part), "header {header:?} lacks {part:?}");
     }
 
     // Pan away from the live edge (arrow key), so bars hold still, then
     // hover an older bar, which the processor no longer changes.
-    b.exec("window.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowLeft'}));", json!([]));
+    b.exec(
+        "window.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowLeft'}));",
+        json!([]),
+    );
     b.wait_state("paused", T, |s| s["following"] == false);
     let rows: Vec<OhlcRow> = ipc::read_json(&out.join(files::OHLC)).unwrap();
     let old = rows[rows.len().saturating_sub(4)].ts;
@@ -370,14 +451,21 @@ fn viewer_page_follows_a_processor_replay_across_a_viewer_restart() {
     let before = b.state();
     v.kill9();
     let s = b.wait_state("reconnecting", T, |s| s["connection"] == "reconnecting");
-    assert!(s["bars"].as_u64() >= before["bars"].as_u64(), "the last chart stays");
+    assert!(
+        s["bars"].as_u64() >= before["bars"].as_u64(),
+        "the last chart stays"
+    );
     b.exec("window.__notReloaded = true;", json!([]));
     let last_before = s["lastBarTs"].as_i64().unwrap();
     let _v2 = ViewerProcess::start(&out, port);
     b.wait_state("live again with newer bars", T, |s| {
         s["connection"] == "live" && s["lastBarTs"].as_i64() > Some(last_before + 10_000)
     });
-    assert_eq!(b.exec("return window.__notReloaded === true;", json!([])), Value::Bool(true), "no reload");
+    assert_eq!(
+        b.exec("return window.__notReloaded === true;", json!([])),
+        Value::Bool(true),
+        "no reload"
+    );
     if let Some(d) = option_env!("CARGO_TARGET_TMPDIR") {
         b.screenshot(&Path::new(d).join("viewer-processor.png"));
     }
@@ -389,8 +477,13 @@ fn viewer_page_follows_a_processor_replay_across_a_viewer_restart() {
 #[test]
 #[ignore = "writes docs/screenshot.png; run by hand"]
 fn viewer_screenshot() {
-    let dpr: f64 = std::env::var("ORDERFLOW_SCREENSHOT_DPR").ok().and_then(|v| v.parse().ok()).unwrap_or(1.0);
-    let Some(b) = Browser::start_scaled(1600, 900, dpr) else { return };
+    let dpr: f64 = std::env::var("ORDERFLOW_SCREENSHOT_DPR")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1.0);
+    let Some(b) = Browser::start_scaled(1600, 900, dpr) else {
+        return;
+    };
     let dir = crate::harness::fast_tempdir();
     let db = dir.path().join("gen.db");
     let day = orderflow::synth::day_start_ms(chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap());
@@ -398,19 +491,39 @@ fn viewer_screenshot() {
     orderflow::synth::write_file(&db, &cfg).unwrap();
     let out = dir.path().join("out");
     let run = Command::new(crate::harness::PROCESSOR)
-        .args(["GEN", "2024-01-01", "2024-01-01", "--db", &db.to_string_lossy(), "--out", &out.to_string_lossy()])
+        .args([
+            "GEN",
+            "2024-01-01",
+            "2024-01-01",
+            "--db",
+            &db.to_string_lossy(),
+            "--out",
+            &out.to_string_lossy(),
+        ])
         .args(["--window-seconds", "60"])
         .output()
         .unwrap();
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let v = ViewerProcess::start(&out, 0);
     b.goto(&v.url());
-    let s = b.wait_state("drawn", T, |s| s["bars"].as_u64() >= Some(150) && s["connection"] == "live");
+    let s = b.wait_state("drawn", T, |s| {
+        s["bars"].as_u64() >= Some(150) && s["connection"] == "live"
+    });
     let rows: Vec<OhlcRow> = ipc::read_json(&out.join(files::OHLC)).unwrap();
     assert_eq!(s["bars"].as_u64(), Some(rows.len() as u64));
     let ts = rows[rows.len() - 25].ts;
-    let x = b.exec("return window.orderflowBarX(arguments[0]);", json!([ts])).as_f64().unwrap();
-    let y = b.exec("return window.orderflowPriceY();", json!([])).as_f64().unwrap();
+    let x = b
+        .exec("return window.orderflowBarX(arguments[0]);", json!([ts]))
+        .as_f64()
+        .unwrap();
+    let y = b
+        .exec("return window.orderflowPriceY();", json!([]))
+        .as_f64()
+        .unwrap();
     b.move_mouse(x, y + 70.0);
     b.wait_state("hover", T, |s| s["hover"]["ts"].as_i64() == Some(ts));
     let path = if dpr == 1.0 {

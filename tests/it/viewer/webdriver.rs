@@ -131,7 +131,9 @@ impl Browser {
                 return Err("connection closed before a full reply".into());
             }
             raw.extend_from_slice(&buf[..n]);
-            let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+            let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+                continue;
+            };
             let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
             let body = &raw[split + 4..];
             if head.contains("transfer-encoding: chunked") {
