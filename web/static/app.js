@@ -88,10 +88,15 @@ function apply(file, body) {
   } else if (file === 'supervisor.json') {
     data.supervisor = body;
   }
-  chart.set_window_ms(windowMs());
-  if (CHART_FILES.has(file) || file === 'status.json') requestDraw();
-  updateHeader();
+  const win = windowMs();
+  chart.set_window_ms(win);
+  const title = updateHeader();
+  // status.json is refreshed every second: redraw only if it changes the chart.
+  if (CHART_FILES.has(file) || win !== shown.win || title !== shown.title) requestDraw();
+  shown.win = win;
+  shown.title = title;
 }
+const shown = { win: 0, title: '' };
 
 // One fetch per file at a time; a change during a fetch fetches again.
 const loading = {};
@@ -169,22 +174,27 @@ function hover(x, y) {
 // ---- header -----------------------------------------------------------
 function updateHeader() {
   const s = data.status;
+  let title;
   if (s) {
     $('h-instrument').textContent = s.instrument || '–';
     $('h-window').textContent = windowLabel(s.window_seconds);
     const pct = Number.isFinite(s.progress) ? (s.progress * 100).toFixed(1) + '%' : '–';
-    $('h-progress').textContent = `${s.state} ${pct}`;
+    // A running processor refreshes its heartbeat every second.
+    const quiet = s.state === 'running' && Number.isFinite(s.heartbeat_ms) ? Date.now() - s.heartbeat_ms : 0;
+    $('h-progress').textContent = `${s.state} ${pct}` + (quiet > 5000 ? ` · no heartbeat ${Math.round(quiet / 1000)}s` : '');
     $('h-rate').textContent = Number.isFinite(s.rows_per_second) ? `${compact(s.rows_per_second)} rows/s` : '–';
     $('h-market').textContent = s.market_time_ms != null ? utc(s.market_time_ms) + ' UTC' : '–';
-    chart.set_title(`${s.instrument} · ${windowLabel(s.window_seconds)}`);
+    title = `${s.instrument} · ${windowLabel(s.window_seconds)}`;
   } else {
-    chart.set_title(`${windowLabel(windowMs() / 1000)} bars`);
+    title = `${windowLabel(windowMs() / 1000)} bars`;
   }
+  chart.set_title(title);
   const sup = data.supervisor;
   if (sup && Array.isArray(sup.children)) {
     $('h-restarts').textContent = sup.children.map((c) => `${c.name} ${c.restarts}` +
       (c.state === 'failed' ? ' (failed)' : '')).join(' · ') || '–';
   }
+  return title;
 }
 
 function updateConn() {
@@ -253,7 +263,7 @@ function setupInput() {
     if (k === 'ArrowLeft') chart.pan(-0.1);
     else if (k === 'ArrowRight') chart.pan(0.1);
     else if (k === '+' || k === '=' || k === 'ArrowUp') chart.zoom(0.8, NaN);
-    else if (k === '-' || k === '_' || k === 'ArrowDown') chart.zoom(1.25, NaN);
+    else if (k === '-' || k === '_' || k === '\u2212' || k === 'ArrowDown') chart.zoom(1.25, NaN);
     else if (k === 'End' || k === 'f') chart.follow();
     else return;
     e.preventDefault();
@@ -287,6 +297,7 @@ async function main() {
   window.addEventListener('resize', resize);
   resize();
   updateHeader();
+  setInterval(updateHeader, 1000);
   connect();
 }
 main().catch((e) => { console.error(e); document.body.insertAdjacentText('beforeend', `chart failed to start: ${e}`); });
