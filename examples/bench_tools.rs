@@ -62,6 +62,58 @@ fn main() -> anyhow::Result<()> {
             let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize].as_secs_f64() * 1000.0;
             println!("{:.3} {:.3}", at(0.5), at(0.99));
         }
+        Some("parse-one") if args.len() == 3 => {
+            let n: usize = args[2].parse()?;
+            let mut out = Vec::with_capacity(64);
+            let mut total = 0;
+            for _ in 0..n {
+                orderflow::source::levels::parse_levels(std::hint::black_box(&args[1]), &mut out)?;
+                total += out.len();
+            }
+            println!("{total}");
+        }
+        Some("parse") if args.len() == 2 => {
+            // Level parsing alone, on every book row of FILE held in memory.
+            let conn = rusqlite::Connection::open(&args[1])?;
+            let mut stmt = conn.prepare("SELECT bids, asks FROM book ORDER BY id")?;
+            let texts: Vec<(String, String)> =
+                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+            let mut out = Vec::new();
+            let mut levels = 0usize;
+            let start = Instant::now();
+            for (b, a) in &texts {
+                for t in [b, a] {
+                    orderflow::source::levels::parse_levels(t, &mut out)?;
+                    levels += out.len();
+                }
+            }
+            let secs = start.elapsed().as_secs_f64();
+            let mut book = orderflow::model::Book::new();
+            let parsed: Vec<(Vec<_>, Vec<_>)> = texts
+                .iter()
+                .map(|(b, a)| {
+                    let (mut x, mut y) = (Vec::new(), Vec::new());
+                    let _ = orderflow::source::levels::parse_levels(b, &mut x);
+                    let _ = orderflow::source::levels::parse_levels(a, &mut y);
+                    (x, y)
+                })
+                .collect();
+            let start = Instant::now();
+            for (b, a) in &parsed {
+                book.apply_all(orderflow::model::Side::Bid, b);
+                book.apply_all(orderflow::model::Side::Ask, a);
+                std::hint::black_box(book.imbalance(None));
+            }
+            let apply = start.elapsed().as_secs_f64();
+            println!(
+                "{} rows {levels} levels: parse {:.1} ms ({:.0} ns/level), apply {:.1} ms ({:.0} ns/level)",
+                texts.len(),
+                secs * 1e3,
+                secs * 1e9 / levels as f64,
+                apply * 1e3,
+                apply * 1e9 / levels as f64
+            );
+        }
         Some("atomic-file") if args.len() == 4 => {
             let bytes = std::fs::read(&args[1]).context("FILE")?;
             let dir = PathBuf::from(&args[2]);

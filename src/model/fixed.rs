@@ -104,7 +104,7 @@ fn parse_decimal(s: &[u8]) -> Option<Fixed> {
 /// exponent. `None` sends anything else to [`parse_general`].
 #[inline]
 fn parse_simple(s: &[u8]) -> Option<Fixed> {
-    const POW10: [u64; 9] = [
+    static POW10: [u64; 9] = [
         100_000_000,
         10_000_000,
         1_000_000,

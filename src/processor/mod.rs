@@ -14,17 +14,19 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod flusher;
 pub mod progress;
 
 pub use config::{Args, Config, ConfigError, Inputs};
 
-use crate::ipc::{self, files, writer::write_json, DirLock, IpcError, RunState, Status};
+use crate::ipc::{self, files, DirLock, IpcError, RunState, Status};
 use crate::model::{Engine, EngineConfig};
 use crate::source::{
     self, BookRow, FileInfo, InputFile, Next, Position, SourceError, StreamSpec, StreamStop,
     TableStream, TradeRow,
 };
 use checkpoint::{Checkpoint, Cursor, Fingerprint, Table};
+use flusher::{Batch, Flusher};
 use progress::{market_time, Progress};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -83,7 +85,6 @@ pub struct Processor {
     config: Config,
     files: Vec<InputFile>,
     rows_total: u64,
-    out: PathBuf,
     _lock: DirLock,
     st: Checkpoint,
     /// The engine at the start of the current file, to re-read it sorted.
@@ -97,6 +98,8 @@ pub struct Processor {
     pace: Option<(Instant, i64)>,
     progress: Progress,
     notes: Vec<String>,
+    flusher: Flusher,
+    rows_since_tick: u32,
 }
 
 impl Processor {
@@ -160,7 +163,6 @@ impl Processor {
             config: config.clone(),
             files,
             rows_total,
-            out: config.out.clone(),
             _lock: lock,
             rows_at_start: st.engine.counters().rows(),
             file_start: if st.at_file_start() {
@@ -181,6 +183,8 @@ impl Processor {
             pace: None,
             progress: Progress::new(rows_total, &label),
             notes,
+            flusher: Flusher::start(config.out.clone()),
+            rows_since_tick: 0,
         })
     }
 
@@ -211,18 +215,21 @@ impl Processor {
         match result {
             Ok(true) => {
                 self.st.finished = true;
-                self.flush(RunState::Finished, None)?;
+                self.flush_final(RunState::Finished, None)?;
                 Ok(Outcome::Finished(self.status(RunState::Finished, None)))
             }
             Ok(false) => {
                 let note = "stopped by a signal; start again with the same arguments to resume";
-                self.flush(RunState::Stopped, Some(note.to_string()))?;
+                self.flush_final(RunState::Stopped, Some(note.to_string()))?;
                 Ok(Outcome::Stopped(
                     self.status(RunState::Stopped, Some(note.to_string())),
                 ))
             }
             Err(e) => {
-                let _ = self.write_status(RunState::Failed, Some(e.to_string()));
+                let status = self.status(RunState::Failed, Some(e.to_string()));
+                let _ = self
+                    .flusher
+                    .finish(vec![(files::STATUS, json_bytes(&status)?)]);
                 Err(e)
             }
         }
@@ -282,7 +289,12 @@ impl Processor {
                 } else if let Some(row) = trades.take() {
                     self.apply_trade(fi, row);
                 }
-                self.tick()?;
+                // The clock is read every few rows, not on each.
+                self.rows_since_tick += 1;
+                if self.rows_since_tick >= 32 {
+                    self.rows_since_tick = 0;
+                    self.tick()?;
+                }
             }
             self.st.next_file();
         }
@@ -346,8 +358,10 @@ impl Processor {
 
     fn apply_book(&mut self, fi: usize, row: BookRow) {
         match row.levels {
-            Ok((bids, asks)) => {
-                self.st.engine.apply_book(row.pos.ts, &bids, &asks);
+            Ok(levels) => {
+                self.st
+                    .engine
+                    .apply_book(row.pos.ts, levels.bids(), levels.asks());
                 self.dirty.metrics = true;
                 self.dirty.depth = true;
             }
@@ -416,26 +430,49 @@ impl Processor {
     /// Flushes when due, or refreshes the heartbeat.
     fn tick(&mut self) -> Result<(), ProcessorError> {
         if self.last_flush.elapsed() >= self.config.flush {
-            self.flush(RunState::Running, None)?;
+            let batch = self.batch(RunState::Running, None)?;
+            if self.flusher.offer(batch)? {
+                self.flushed();
+            }
         } else if self.last_status.elapsed() >= HEARTBEAT {
-            self.write_status(RunState::Running, None)?;
+            let status = self.status(RunState::Running, None);
+            if self
+                .flusher
+                .offer(vec![(files::STATUS, json_bytes(&status)?)])?
+            {
+                self.last_status = Instant::now();
+            }
         }
         Ok(())
     }
 
-    /// Writes checkpoint, changed data files and status, in that order.
-    fn flush(&mut self, state: RunState, message: Option<String>) -> Result<(), ProcessorError> {
+    /// Writes the last state and waits until it is on disk.
+    fn flush_final(
+        &mut self,
+        state: RunState,
+        message: Option<String>,
+    ) -> Result<(), ProcessorError> {
+        let batch = self.batch(state, message)?;
+        self.flusher.finish(batch)?;
+        self.flushed();
+        Ok(())
+    }
+
+    /// Checkpoint, changed data files and status, serialised from the same
+    /// state, in the order they must reach the disk.
+    fn batch(&self, state: RunState, message: Option<String>) -> Result<Batch, ProcessorError> {
+        let mut batch = Batch::new();
         if self.config.checkpoint {
-            write_json(&self.out, files::CHECKPOINT, &self.st)?;
+            batch.push((files::CHECKPOINT, json_bytes(&self.st)?));
         }
         let engine = &self.st.engine;
         if self.dirty.ohlc {
             let rows: Vec<ipc::OhlcRow> = engine.ohlc().iter().map(Into::into).collect();
-            write_json(&self.out, files::OHLC, &rows)?;
+            batch.push((files::OHLC, json_bytes(&rows)?));
         }
         if self.dirty.metrics {
             let rows: Vec<ipc::MetricRow> = engine.metrics().iter().map(Into::into).collect();
-            write_json(&self.out, files::METRICS, &rows)?;
+            batch.push((files::METRICS, json_bytes(&rows)?));
         }
         if self.dirty.depth {
             let n = self.config.depth_levels;
@@ -448,32 +485,28 @@ impl Processor {
                 bids: side(&mut engine.book().bids()),
                 asks: side(&mut engine.book().asks()),
             };
-            write_json(&self.out, files::DEPTH, &depth)?;
+            batch.push((files::DEPTH, json_bytes(&depth)?));
         }
+        batch.push((files::STATUS, json_bytes(&self.status(state, message))?));
+        Ok(batch)
+    }
+
+    /// Bookkeeping after a batch was handed over.
+    fn flushed(&mut self) {
         self.dirty = Dirty {
             ohlc: false,
             metrics: false,
             depth: false,
         };
         self.last_flush = Instant::now();
-        self.write_status(state, message)
-    }
-
-    fn write_status(
-        &mut self,
-        state: RunState,
-        message: Option<String>,
-    ) -> Result<(), ProcessorError> {
-        let status = self.status(state, message);
-        write_json(&self.out, files::STATUS, &status)?;
-        self.last_status = Instant::now();
+        self.last_status = self.last_flush;
+        let s = self.status(RunState::Running, None);
         self.progress.update(
-            status.rows_done,
-            status.rows_total,
-            status.rows_per_second,
-            &market_time(status.market_time_ms),
+            s.rows_done,
+            s.rows_total,
+            s.rows_per_second,
+            &market_time(s.market_time_ms),
         );
-        Ok(())
     }
 
     fn status(&self, state: RunState, message: Option<String>) -> Status {
@@ -511,4 +544,13 @@ impl Processor {
             message,
         }
     }
+}
+
+fn json_bytes<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, ProcessorError> {
+    serde_json::to_vec(value).map_err(|e| {
+        ProcessorError::Output(IpcError::Write {
+            path: PathBuf::from("(serialising)"),
+            source: std::io::Error::other(e),
+        })
+    })
 }

@@ -1,9 +1,10 @@
 //! Streaming rows out of one capture file, read-only and in order.
 //!
 //! Each table is read by its own thread, which owns its connection and one
-//! long-running statement and sends parsed rows in batches over a bounded
-//! channel: reading and level parsing run beside the processor's book
-//! updates, and memory is bounded by the channel, not the table.
+//! long-running statement and sends raw rows in batches over a bounded
+//! channel to a second thread that parses them: reading, level parsing and
+//! the processor's book updates run side by side, and memory is bounded by
+//! the channels, not the table.
 //!
 //! Tables are read in `id` order (the rowid, so no sort and no index is
 //! needed) and the reader checks that timestamps never go backwards. If
@@ -206,7 +207,24 @@ pub enum RowError {
 #[derive(Clone, Debug)]
 pub struct BookRow {
     pub pos: Position,
-    pub levels: Result<(Vec<Level>, Vec<Level>), RowError>,
+    pub levels: Result<Levels, RowError>,
+}
+
+/// The parsed bids and asks of a row, in one allocation.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Levels {
+    all: Vec<Level>,
+    bids: usize,
+}
+
+impl Levels {
+    pub fn bids(&self) -> &[Level] {
+        &self.all[..self.bids]
+    }
+
+    pub fn asks(&self) -> &[Level] {
+        &self.all[self.bids..]
+    }
 }
 
 /// A checked trade.
@@ -225,16 +243,33 @@ pub struct TradeRow {
 }
 
 /// A row of either table, for the generic reader.
+///
+/// A row is read in two steps: [`TableRow::read`] copies what it needs out
+/// of SQLite (in the reader thread), [`TableRow::parse`] turns that into
+/// the row, in a thread of its own: reading, parsing (book levels, the
+/// expensive part) and applying form a three-stage pipeline that the
+/// scheduler spreads over the cores.
 pub trait TableRow: Send + Sized + 'static {
+    /// What is copied out of SQLite.
+    type Raw: Send + 'static;
     const TABLE: &'static str;
     const COLUMNS: &'static str;
     fn pos(&self) -> Position;
-    /// Builds the row from the selected columns (`id`, `timestamp`, then
-    /// `COLUMNS`); `ts` falls back to `prev_ts` when the column is bad.
-    fn from_sql(row: &rusqlite::Row, prev_ts: i64) -> rusqlite::Result<Self>;
+    fn raw_pos(raw: &Self::Raw) -> Position;
+    /// Copies the selected columns (`id`, `timestamp`, then `COLUMNS`);
+    /// `ts` falls back to `prev_ts` when the column is bad.
+    fn read(row: &rusqlite::Row, prev_ts: i64) -> rusqlite::Result<Self::Raw>;
+    fn parse(raw: Self::Raw) -> Self;
+}
+
+/// A book row as read: position and the level texts, concatenated.
+pub struct RawBook {
+    pos: Position,
+    text: Result<(Vec<u8>, usize), RowError>,
 }
 
 impl TableRow for BookRow {
+    type Raw = RawBook;
     const TABLE: &'static str = "book";
     const COLUMNS: &'static str = "bids, asks";
 
@@ -242,44 +277,78 @@ impl TableRow for BookRow {
         self.pos
     }
 
-    fn from_sql(row: &rusqlite::Row, prev_ts: i64) -> rusqlite::Result<BookRow> {
+    fn raw_pos(raw: &RawBook) -> Position {
+        raw.pos
+    }
+
+    fn read(row: &rusqlite::Row, prev_ts: i64) -> rusqlite::Result<RawBook> {
         let (pos, ts_ok) = position(row, prev_ts)?;
-        let side = |i: usize, side: &'static str| -> Result<Vec<Level>, RowError> {
-            let text = match row.get_ref(i) {
-                Ok(ValueRef::Text(t)) => t,
-                _ => {
-                    return Err(RowError::Column {
-                        column: side,
-                        expected: "text",
-                    })
-                }
-            };
-            let mut levels = Vec::with_capacity(text.len() / 24 + 1);
-            parse_level_bytes(text, &mut levels)
-                .map_err(|source| RowError::Levels { side, source })?;
-            Ok(levels)
+        let text = |i: usize, column: &'static str| -> Result<&[u8], RowError> {
+            match row.get_ref(i) {
+                Ok(ValueRef::Text(t)) => Ok(t),
+                _ => Err(RowError::Column {
+                    column,
+                    expected: "text",
+                }),
+            }
         };
-        let levels = if ts_ok {
-            side(2, "bids").and_then(|b| Ok((b, side(3, "asks")?)))
+        let text = if ts_ok {
+            (|| {
+                let (bids, asks) = (text(2, "bids")?, text(3, "asks")?);
+                let mut both = Vec::with_capacity(bids.len() + asks.len());
+                both.extend_from_slice(bids);
+                both.extend_from_slice(asks);
+                Ok((both, bids.len()))
+            })()
         } else {
             Err(RowError::Column {
                 column: "timestamp",
                 expected: "an integer",
             })
         };
-        Ok(BookRow { pos, levels })
+        Ok(RawBook { pos, text })
+    }
+
+    fn parse(raw: RawBook) -> BookRow {
+        let levels = raw.text.and_then(|(text, split)| {
+            let (bids, asks) = text.split_at(split);
+            let mut all = Vec::with_capacity(text.len() / 24 + 2);
+            parse_level_bytes(bids, &mut all).map_err(|source| RowError::Levels {
+                side: "bids",
+                source,
+            })?;
+            let n = all.len();
+            parse_level_bytes(asks, &mut all).map_err(|source| RowError::Levels {
+                side: "asks",
+                source,
+            })?;
+            Ok(Levels { all, bids: n })
+        });
+        BookRow {
+            pos: raw.pos,
+            levels,
+        }
     }
 }
 
 impl TableRow for TradeRow {
+    type Raw = TradeRow;
     const TABLE: &'static str = "trades";
     const COLUMNS: &'static str = "price, size, side";
+
+    fn raw_pos(raw: &TradeRow) -> Position {
+        raw.pos
+    }
+
+    fn parse(raw: TradeRow) -> TradeRow {
+        raw
+    }
 
     fn pos(&self) -> Position {
         self.pos
     }
 
-    fn from_sql(row: &rusqlite::Row, prev_ts: i64) -> rusqlite::Result<TradeRow> {
+    fn read(row: &rusqlite::Row, prev_ts: i64) -> rusqlite::Result<TradeRow> {
         let (pos, ts_ok) = position(row, prev_ts)?;
         let number = |i: usize, field: &'static str| -> Result<Fixed, RowError> {
             let value = match row.get_ref(i) {
@@ -367,12 +436,19 @@ pub struct TableStream<R: TableRow> {
 impl<R: TableRow> TableStream<R> {
     /// Starts the reader thread.
     pub fn start(spec: StreamSpec) -> TableStream<R> {
-        let (tx, rx) = sync_channel(IN_FLIGHT);
-        std::thread::Builder::new()
+        let (tx, rx) = sync_channel::<Msg<R>>(IN_FLIGHT);
+        let (raw_tx, raw_rx) = sync_channel::<Msg<R::Raw>>(IN_FLIGHT);
+        let spawned = std::thread::Builder::new()
             .name(format!("read-{}", R::TABLE))
-            .spawn(move || read_table::<R>(spec, tx))
-            .map(|_| ())
-            .unwrap_or_else(|e| eprintln!("cannot start reader thread: {e}"));
+            .spawn(move || read_table::<R>(spec, raw_tx))
+            .and_then(|_| {
+                std::thread::Builder::new()
+                    .name(format!("parse-{}", R::TABLE))
+                    .spawn(move || parse_batches::<R>(raw_rx, tx))
+            });
+        if let Err(e) = spawned {
+            eprintln!("cannot start the {} reader: {e}", R::TABLE);
+        }
         TableStream {
             rx,
             buf: Vec::new().into_iter(),
@@ -454,13 +530,31 @@ pub enum Next {
     Stopped,
 }
 
-fn read_table<R: TableRow>(spec: StreamSpec, tx: SyncSender<Msg<R>>) {
+/// The middle stage: parses raw batches.
+fn parse_batches<R: TableRow>(rx: Receiver<Msg<R::Raw>>, tx: SyncSender<Msg<R>>) {
+    for msg in rx {
+        let out = match msg {
+            Msg::Rows(rows, scanned) => {
+                Msg::Rows(rows.into_iter().map(R::parse).collect(), scanned)
+            }
+            Msg::Stop(stop) => Msg::Stop(stop),
+        };
+        if tx.send(out).is_err() {
+            return;
+        }
+    }
+}
+
+fn read_table<R: TableRow>(spec: StreamSpec, tx: SyncSender<Msg<R::Raw>>) {
     if let Err(e) = stream_rows::<R>(&spec, &tx) {
         let _ = tx.send(Msg::Stop(e));
     }
 }
 
-fn stream_rows<R: TableRow>(spec: &StreamSpec, tx: &SyncSender<Msg<R>>) -> Result<(), StreamStop> {
+fn stream_rows<R: TableRow>(
+    spec: &StreamSpec,
+    tx: &SyncSender<Msg<R::Raw>>,
+) -> Result<(), StreamStop> {
     let path = &spec.path;
     let fail = |e: rusqlite::Error| StreamStop::Failed(SourceError::sqlite(path, e));
     let conn = open(path).map_err(StreamStop::Failed)?;
@@ -496,8 +590,8 @@ fn stream_rows<R: TableRow>(spec: &StreamSpec, tx: &SyncSender<Msg<R>>) -> Resul
         i64::MIN
     };
     while let Some(row) = rows.next().map_err(fail)? {
-        let r = R::from_sql(row, prev_ts).map_err(fail)?;
-        let pos = r.pos();
+        let r = R::read(row, prev_ts).map_err(fail)?;
+        let pos = R::raw_pos(&r);
         scanned += 1;
         if spec.order == Order::Id {
             if pos.ts < prev_ts {

@@ -570,3 +570,70 @@ fn readers_never_see_a_partial_file_while_the_processor_rewrites_them() {
     );
     assert_eq!(temp_files(&out), Vec::<String>::new());
 }
+
+#[test]
+fn a_paced_replay_follows_market_time_and_keeps_its_heartbeat() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("gen.db");
+    // 60 s of market time at 30× must take at least 2 s of wall time.
+    let mut cfg = SynthConfig::new(DAY, 60_000);
+    cfg.levels_per_side = 50;
+    orderflow::synth::write_file(&db, &cfg).unwrap();
+    let out = dir.path().join("out");
+    let started = std::time::Instant::now();
+    let child = std::process::Command::new(PROCESSOR)
+        .args([
+            "GEN",
+            "2024-01-01",
+            "2024-01-01",
+            "--db",
+            db.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--speed",
+            "30",
+            "--window-seconds",
+            "5",
+            "--flush-ms",
+            "2000",
+        ])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    // Watch the heartbeat: with --flush-ms 2000 it must still be refreshed
+    // at least once a second, and market time must never run ahead of
+    // wall time × speed.
+    let mut beats = Vec::new();
+    let mut first_market: Option<i64> = None;
+    while child.0.try_wait().unwrap().is_none() {
+        if let Ok(bytes) = std::fs::read(out.join("status.json")) {
+            let s: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            let beat = s["heartbeat_ms"].as_i64().unwrap();
+            if beats.last() != Some(&beat) && s["state"] == "running" {
+                beats.push(beat);
+            }
+            if let Some(m) = s["market_time_ms"].as_i64() {
+                let m0 = *first_market.get_or_insert(m);
+                let allowed = started.elapsed().as_millis() as i64 * 30 + 1_000;
+                assert!(
+                    m - m0 <= allowed,
+                    "market time ran ahead: {} ms in {:?}",
+                    m - m0,
+                    started.elapsed()
+                );
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(child.0.wait().unwrap().success());
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(1900),
+        "60 s at 30× took only {took:?}"
+    );
+    assert!(beats.len() >= 3, "heartbeats seen: {beats:?}");
+    let max_gap = beats.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+    assert!(max_gap <= 1000, "heartbeat gap {max_gap} ms");
+    assert_eq!(json(&out.join("status.json"))["state"], "finished");
+}
