@@ -79,13 +79,39 @@ fn add_bar(w: &mut VizWriter, i: i64) {
 
 const T: Duration = Duration::from_secs(20);
 
+/// Waits until the page has applied every version the viewer has and
+/// drawn what it applied (two animation frames later).
+fn settle(b: &Browser, addr: SocketAddr) {
+    let health: Value = serde_json::from_slice(&super::client::get(addr, "/healthz").body).unwrap();
+    let newest = health["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["version"].as_u64())
+        .max()
+        .unwrap_or(0);
+    b.wait_state("all versions applied", T, |s| {
+        s["dataVersion"].as_u64() >= Some(newest)
+    });
+    b.exec(
+        "window.__frames = 0; requestAnimationFrame(() => requestAnimationFrame(() => { window.__frames = 2; }));",
+        json!([]),
+    );
+    let deadline = std::time::Instant::now() + T;
+    while b.exec("return window.__frames;", json!([])) != json!(2) {
+        assert!(std::time::Instant::now() < deadline, "no animation frames");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Hovers over the bar starting at `ts` and checks the readout against
 /// the rows in the files.
-fn check_hover(b: &Browser, dir: &Path, ts: i64) {
+fn check_hover(b: &Browser, addr: SocketAddr, dir: &Path, ts: i64) {
     let ohlc: Vec<OhlcRow> = ipc::read_json(&dir.join(files::OHLC)).unwrap();
     let metrics: Vec<MetricRow> = ipc::read_json(&dir.join(files::METRICS)).unwrap();
     let row = ohlc.iter().find(|r| r.ts == ts).expect("bar in file");
     let m = metrics.iter().find(|r| r.ts == ts).expect("metric in file");
+    settle(b, addr);
     let draws_before = b.state()["draws"].as_u64().unwrap();
     let x = b
         .exec("return window.orderflowBarX(arguments[0]);", json!([ts]))
@@ -229,8 +255,8 @@ fn viewer_page_draws_hovers_and_survives_a_viewer_restart() {
         assert_eq!(s["bars"].as_u64(), Some(i as u64 + 1));
     }
 
-    check_hover(&b, dir.path(), bar(30).ts);
-    check_hover(&b, dir.path(), bar(44).ts);
+    check_hover(&b, v.addr, dir.path(), bar(30).ts);
+    check_hover(&b, v.addr, dir.path(), bar(44).ts);
 
     // Kill -9 the viewer: the page says so and keeps its chart.
     let before = b.state();
