@@ -29,22 +29,22 @@ struct Args {
     port: u16,
 }
 
-async fn shutdown_signal() {
+/// SIGINT or SIGTERM. The handlers are installed here, before the URL is
+/// printed, so a signal sent as soon as the viewer answers is not lost.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
+    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
         }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
+    })
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    let shutdown = shutdown_signal()?;
     let config = Config::new(args.out.clone(), args.host, args.port);
     let viewer = Viewer::bind(config)
         .await
@@ -55,7 +55,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         viewer.url()
     );
     viewer
-        .run(shutdown_signal())
+        .run(shutdown)
         .await
         .context("orderflow-viewer failed")?;
     Ok(())
