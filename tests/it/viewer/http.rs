@@ -237,8 +237,15 @@ fn viewer_serves_the_last_good_copy_marked_stale() {
         Some("false")
     );
 
+    let sse = Sse::connect(v.addr);
+    sse.next_named("hello", Instant::now() + Duration::from_secs(5))
+        .expect("hello");
     // Corrupt: truncated JSON, replaced atomically like any other write.
     ipc::write_atomic(dir.path(), files::OHLC, b"[[1652400000000,1,2").unwrap();
+    let ev = sse
+        .next_named(files::OHLC, Instant::now() + Duration::from_secs(5))
+        .expect("an event saying the file went stale");
+    assert_eq!(ev.data["stale"], true);
     let r = wait_for("ohlc marked stale", Duration::from_secs(5), || {
         let r = get(v.addr, "/api/ohlc");
         (r.header("x-orderflow-stale") == Some("true")).then_some(r)
@@ -490,4 +497,23 @@ fn viewer_binary_prints_its_url_and_stops_on_sigterm() {
         child.try_wait().unwrap()
     });
     assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn a_restarted_viewer_serves_the_same_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let _w = write_all_files(dir.path(), 12);
+    let first = TestViewer::start(dir.path());
+    let before: Vec<Vec<u8>> = ["ohlc", "metrics", "depth", "status", "supervisor"]
+        .iter()
+        .map(|r| get(first.addr, &format!("/api/{r}")).body)
+        .collect();
+    drop(first);
+    let second = TestViewer::start(dir.path());
+    let after: Vec<Vec<u8>> = ["ohlc", "metrics", "depth", "status", "supervisor"]
+        .iter()
+        .map(|r| get(second.addr, &format!("/api/{r}")).body)
+        .collect();
+    assert_eq!(before, after);
+    assert!(before.iter().all(|b| b.len() > 2));
 }
