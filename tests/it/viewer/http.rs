@@ -517,3 +517,34 @@ fn a_restarted_viewer_serves_the_same_data() {
     assert_eq!(before, after);
     assert!(before.iter().all(|b| b.len() > 2));
 }
+
+#[test]
+fn viewer_follows_a_replaced_output_directory() {
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    ipc::writer::write_json(&out, files::OHLC, &[bar(0)]).unwrap();
+    let v = TestViewer::start(&out);
+    std::fs::remove_dir_all(&out).unwrap();
+    std::fs::create_dir(&out).unwrap();
+    ipc::writer::write_json(&out, files::OHLC, &[bar(0), bar(1)]).unwrap();
+    // Picked up by the poll (within a second or two), which re-arms the watch.
+    wait_for("the new directory's file", Duration::from_secs(5), || {
+        let rows: Vec<OhlcRow> = serde_json::from_slice(&get(v.addr, "/api/ohlc").body).ok()?;
+        (rows.len() == 2).then_some(())
+    });
+    // From now on changes are announced by the watch again, fast.
+    let sse = Sse::connect(v.addr);
+    sse.next_named("hello", Instant::now() + Duration::from_secs(5))
+        .expect("hello");
+    let start = Instant::now();
+    ipc::writer::write_json(&out, files::OHLC, &[bar(0), bar(1), bar(2)]).unwrap();
+    let ev = sse
+        .next_named(files::OHLC, start + Duration::from_secs(5))
+        .expect("change event");
+    assert!(
+        ev.at.duration_since(start) < Duration::from_millis(500),
+        "announced by the watch, not the 1 s poll: {:?}",
+        ev.at.duration_since(start)
+    );
+}
