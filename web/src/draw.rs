@@ -92,6 +92,10 @@ pub struct Layout {
     pub dpr: f64,
     pub width: i32,
     pub height: i32,
+    /// Candles drawn (after M4, if it applied).
+    pub drawn: usize,
+    /// Whether M4 merged bars into pixel columns.
+    pub downsampled: bool,
 }
 
 impl Layout {
@@ -286,6 +290,8 @@ pub fn draw_main(
         dpr,
         width: w,
         height: h,
+        drawn: candles.len(),
+        downsampled,
     };
 
     let (tstep, tticks) = fmt::time_ticks(

@@ -191,6 +191,16 @@ impl Chart {
             .pan(fraction, self.data.last_ts(), self.data.window_ms);
     }
 
+    /// Candles drawn in the last redraw (fewer than the visible bars when
+    /// M4 downsampling applied).
+    pub fn drawn_candles(&self) -> usize {
+        self.layout.as_ref().map_or(0, |l| l.drawn)
+    }
+
+    pub fn downsampled(&self) -> bool {
+        self.layout.as_ref().is_some_and(|l| l.downsampled)
+    }
+
     /// Back to following the newest bar.
     pub fn follow(&mut self) {
         self.view.follow();

@@ -144,6 +144,8 @@ function drawNow() {
   state.bars = data.ohlc.length;
   state.lastBarTs = data.ohlc.length ? data.ohlc[data.ohlc.length - 1][0] : null;
   state.following = chart.following();
+  state.drawnCandles = chart.drawn_candles();
+  state.downsampled = chart.downsampled();
   state.drawLog.push({ lastBarTs: state.lastBarTs, bars: state.bars, ms: state.lastDrawMs,
     doneMs: performance.timeOrigin + t1 });
   if (state.drawLog.length > 500) state.drawLog.splice(0, state.drawLog.length - 500);

@@ -560,3 +560,37 @@ fn viewer_screenshot() {
     b.screenshot(&path);
     eprintln!("saved {}", path.display());
 }
+
+#[test]
+fn viewer_page_downsamples_when_bars_outnumber_pixels() {
+    let Some(b) = Browser::start(700, 500) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let _w = write_initial(dir.path(), 1000);
+    let v = ViewerProcess::start(dir.path(), 0);
+    b.goto(&v.url());
+    let s = b.wait_state("drawn", T, |s| {
+        s["bars"] == 1000 && s["connection"] == "live"
+    });
+    assert_eq!(
+        s["downsampled"], false,
+        "120 bars on screen: one candle each"
+    );
+    // Zoom all the way out: 1000 bars on a ~450 px wide plot.
+    b.exec(
+        "for (let i = 0; i < 30; i++) window.dispatchEvent(new KeyboardEvent('keydown', {key: '-'}));",
+        json!([]),
+    );
+    let s = b.wait_state("downsampled", T, |s| s["downsampled"] == true);
+    let width = b
+        .exec("return document.getElementById('main').width;", json!([]))
+        .as_u64()
+        .unwrap();
+    let drawn = s["drawnCandles"].as_u64().unwrap();
+    assert!(
+        drawn < 1000 && drawn <= width,
+        "{drawn} candles on a {width} px canvas"
+    );
+    assert_eq!(s["bars"], 1000);
+}
