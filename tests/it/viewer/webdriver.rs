@@ -1,7 +1,7 @@
 //! A minimal W3C WebDriver client for Debian's chromedriver: the dozen
 //! endpoints the page tests need (session, navigate, execute script,
 //! pointer actions, screenshot), over plain HTTP/1.1 with serde_json.
-//! See docs/adr/0003-handwritten-webdriver-client.md for why not a crate.
+//! See docs/adr/0006-handwritten-webdriver-client.md for why not a crate.
 
 use serde_json::{json, Value};
 use std::io::{Read, Write};
