@@ -47,6 +47,8 @@ fn rows<const N: usize>(flat: &[f64]) -> Vec<[f64; N]> {
 pub struct Chart {
     main: HtmlCanvasElement,
     overlay: HtmlCanvasElement,
+    /// Fetched once: a crosshair move must cost as little as possible.
+    overlay_ctx: CanvasRenderingContext2d,
     depth: HtmlCanvasElement,
     data: Data,
     view: View,
@@ -59,9 +61,11 @@ pub struct Chart {
 impl Chart {
     #[wasm_bindgen(constructor)]
     pub fn new(main_id: &str, overlay_id: &str, depth_id: &str) -> Result<Chart, JsValue> {
+        let overlay = canvas(overlay_id)?;
         Ok(Chart {
             main: canvas(main_id)?,
-            overlay: canvas(overlay_id)?,
+            overlay_ctx: batch::context(&overlay).map_err(|e| JsValue::from_str(&e))?,
+            overlay,
             depth: canvas(depth_id)?,
             data: Data {
                 window_ms: 60_000.0,
@@ -245,11 +249,7 @@ impl Chart {
     }
 
     fn draw_overlay(&self) -> Result<(), JsValue> {
-        let ctx = self
-            .overlay
-            .get_context("2d")?
-            .ok_or_else(|| JsValue::from_str("no 2d context"))?
-            .dyn_into::<CanvasRenderingContext2d>()?;
+        let ctx = &self.overlay_ctx;
         let (w, h) = (
             f64::from(self.overlay.width()),
             f64::from(self.overlay.height()),
@@ -270,7 +270,8 @@ impl Chart {
         {
             return Ok(());
         }
-        let x = match self.hovered() {
+        let hovered = self.hovered();
+        let x = match hovered {
             Some(i) => l.px_of(self.data.ohlc[i][0] + self.data.window_ms / 2.0),
             None => px,
         };
@@ -322,7 +323,7 @@ impl Chart {
         }
         ctx.set_line_dash(&js_sys::Array::new())?;
         // Time tag under the axis.
-        let t = match self.hovered() {
+        let t = match hovered {
             Some(i) => self.data.ohlc[i][0],
             None => l.x_at(px),
         };
