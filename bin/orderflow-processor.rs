@@ -19,6 +19,12 @@ struct Cli {
     args: Args,
 }
 
+/// Rows cross threads (read → parse → apply) as heap buffers freed on
+/// another thread than the one that allocated them; mimalloc handles that
+/// pattern far better than the system allocator.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 static SHUTDOWN: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_: nix::libc::c_int) {

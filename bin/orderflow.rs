@@ -1,1 +1,341 @@
-fn main() {}
+//! `orderflow`: the one command. Starts the processor and the viewer as
+//! supervised children (`run`), or does so on a generated demo data set
+//! (`demo`). Parses arguments, builds the library's configuration, runs
+//! the supervisor on the main thread and maps the result to an exit code.
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use orderflow::supervise::{self, demo, launch};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "orderflow",
+    version,
+    about = "Replay order-book captures into candles, OBI and CVD, chart them live, keep it all running.",
+    long_about = "Runs orderflow-processor and orderflow-viewer as supervised children: each in its own \
+process group, restarted with exponential backoff when it crashes or hangs, stopped on Ctrl-C \
+(SIGTERM, then SIGKILL after a grace period; a second Ctrl-C kills at once). Child output is \
+shown prefixed with its name and kept in OUT/logs/; the state of both is in OUT/supervisor.json."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Replay INSTRUMENT from START_DATE to END_DATE and serve the chart.
+    Run(RunArgs),
+    /// Generate a demo data set (once) and replay it at a speed where
+    /// candles visibly form.
+    Demo(DemoArgs),
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Instrument, as in the capture file names (e.g. BTC-USDT).
+    #[arg(value_name = "INSTRUMENT")]
+    instrument: String,
+    /// First UTC day to replay.
+    #[arg(value_name = "START_DATE", value_parser = parse_date)]
+    start_date: String,
+    /// Last UTC day to replay (inclusive).
+    #[arg(value_name = "END_DATE", value_parser = parse_date)]
+    end_date: String,
+    #[command(flatten)]
+    processor: ProcessorArgs,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Args, Debug)]
+#[command(next_help_heading = "Processor")]
+struct ProcessorArgs {
+    /// Bar length in seconds.
+    #[arg(long, value_name = "N")]
+    window_seconds: Option<u64>,
+    /// Where to look for capture files (searched recursively).
+    #[arg(long, value_name = "DIR")]
+    data_root: Option<PathBuf>,
+    /// Read these capture files instead of searching the data root.
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    db: Vec<PathBuf>,
+    /// Levels per side in depth_data.json.
+    #[arg(long, value_name = "N")]
+    depth_levels: Option<u32>,
+    /// Bars kept in the rolling window.
+    #[arg(long, value_name = "N")]
+    max_bars: Option<u32>,
+    /// Replay speed: `max`, or X times market time.
+    #[arg(long, value_name = "max|X")]
+    speed: Option<String>,
+    /// Best levels per side counted in the OBI (all when absent).
+    #[arg(long, value_name = "N")]
+    obi_levels: Option<u32>,
+    /// Minimum time between rewrites of the output files, ms.
+    #[arg(long, value_name = "MS")]
+    flush_ms: Option<u64>,
+    /// Start over, ignoring a checkpoint in OUT (first start only; a
+    /// restart after a crash always resumes).
+    #[arg(long)]
+    fresh: bool,
+}
+
+impl ProcessorArgs {
+    fn to_args(&self) -> Vec<OsString> {
+        let mut args: Vec<OsString> = Vec::new();
+        let mut opt = |name: &str, value: Option<OsString>| {
+            if let Some(v) = value {
+                args.push(name.into());
+                args.push(v);
+            }
+        };
+        opt(
+            "--window-seconds",
+            self.window_seconds.map(|v| v.to_string().into()),
+        );
+        opt("--data-root", self.data_root.clone().map(Into::into));
+        opt(
+            "--depth-levels",
+            self.depth_levels.map(|v| v.to_string().into()),
+        );
+        opt("--max-bars", self.max_bars.map(|v| v.to_string().into()));
+        opt("--speed", self.speed.clone().map(Into::into));
+        opt(
+            "--obi-levels",
+            self.obi_levels.map(|v| v.to_string().into()),
+        );
+        opt("--flush-ms", self.flush_ms.map(|v| v.to_string().into()));
+        if !self.db.is_empty() {
+            args.push("--db".into());
+            args.extend(self.db.iter().map(|p| p.clone().into_os_string()));
+        }
+        args
+    }
+}
+
+#[derive(Args, Debug)]
+#[command(next_help_heading = "Output and viewer")]
+struct CommonArgs {
+    /// Output directory shared by the processor, the viewer and the
+    /// supervisor.
+    #[arg(long, value_name = "DIR", default_value = "out")]
+    out: PathBuf,
+    /// Address the viewer binds to.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    host: String,
+    /// Port the viewer listens on.
+    #[arg(long, value_name = "PORT", default_value_t = 8050, value_parser = clap::value_parser!(u16).range(1..))]
+    port: u16,
+    #[command(flatten)]
+    supervisor: SupervisorArgs,
+}
+
+#[derive(Args, Debug)]
+#[command(next_help_heading = "Supervisor")]
+struct SupervisorArgs {
+    /// Restart the processor when status.json's heartbeat is older than this.
+    #[arg(long, value_name = "MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..))]
+    hang_limit_ms: u64,
+    /// Time between SIGTERM and SIGKILL when stopping.
+    #[arg(long, value_name = "MS", default_value_t = 3000)]
+    grace_ms: u64,
+    /// Processor program (default: orderflow-processor beside this program).
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "ORDERFLOW_PROCESSOR_BIN",
+        hide = true
+    )]
+    processor_bin: Option<PathBuf>,
+    /// Viewer program (default: orderflow-viewer beside this program).
+    #[arg(long, value_name = "PATH", env = "ORDERFLOW_VIEWER_BIN", hide = true)]
+    viewer_bin: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct DemoArgs {
+    /// Where the generated capture is kept (generated once).
+    #[arg(long, value_name = "DIR", default_value = "demo-data")]
+    data: PathBuf,
+    /// Hours of market data to generate.
+    #[arg(long, value_name = "H", default_value_t = 1.0)]
+    hours: f64,
+    /// Bar length in seconds.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    window_seconds: u64,
+    /// Replay speed, X times market time.
+    #[arg(long, value_name = "X", default_value = "20")]
+    speed: String,
+    /// Only generate the demo data, print its path and exit.
+    #[arg(long)]
+    prepare_only: bool,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+fn parse_date(s: &str) -> Result<String, String> {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .map_err(|_| format!("`{s}` is not a date like 2025-01-31"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("orderflow: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<u8> {
+    let launch = match cli.command {
+        Command::Run(args) => {
+            let mut processor_args: Vec<OsString> = vec![
+                args.instrument.into(),
+                args.start_date.into(),
+                args.end_date.into(),
+            ];
+            processor_args.extend(args.processor.to_args());
+            let first = if args.processor.fresh {
+                vec!["--fresh".into()]
+            } else {
+                Vec::new()
+            };
+            to_launch(processor_args, first, args.common)?
+        }
+        Command::Demo(args) => {
+            anyhow::ensure!(
+                args.hours > 0.0 && args.hours <= 24.0,
+                "--hours must be in (0, 24]"
+            );
+            eprintln!("orderflow: preparing demo data in {}", args.data.display());
+            let db = demo::ensure_data(&args.data, args.hours).with_context(|| {
+                format!("cannot generate the demo data in {}", args.data.display())
+            })?;
+            if args.prepare_only {
+                println!("{}", db.display());
+                return Ok(0);
+            }
+            let day = demo::day_arg();
+            let processor_args: Vec<OsString> = vec![
+                demo::INSTRUMENT.into(),
+                day.clone().into(),
+                day.into(),
+                "--window-seconds".into(),
+                args.window_seconds.to_string().into(),
+                "--speed".into(),
+                args.speed.into(),
+                "--db".into(),
+                db.into_os_string(),
+            ];
+            // Replay from the start each time the demo is launched, so the
+            // candles are seen forming.
+            to_launch(processor_args, vec!["--fresh".into()], args.common)?
+        }
+    };
+    let config = launch.config();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    // The loop runs on this (the main) thread: the children's parent-death
+    // signal is tied to the thread that spawns them.
+    let outcome = runtime.block_on(async {
+        let stop =
+            supervise::stop_on_signals().context("cannot install the SIGINT/SIGTERM handlers")?;
+        supervise::run(config, stop)
+            .await
+            .with_context(|| format!("supervisor on {}", launch.out.display()))
+    })?;
+    Ok(u8::try_from(outcome.exit_code()).unwrap_or(1))
+}
+
+fn to_launch(
+    processor_args: Vec<OsString>,
+    first_start_args: Vec<OsString>,
+    common: CommonArgs,
+) -> anyhow::Result<launch::Launch> {
+    let programs = launch::Programs::resolve(
+        common.supervisor.processor_bin,
+        common.supervisor.viewer_bin,
+    )?;
+    Ok(launch::Launch {
+        processor_args,
+        first_start_args,
+        out: common.out,
+        host: common.host,
+        port: common.port,
+        programs,
+        hang_limit: Duration::from_millis(common.supervisor.hang_limit_ms),
+        grace: Duration::from_millis(common.supervisor.grace_ms),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn processor_options_pass_through() {
+        let cli = Cli::try_parse_from([
+            "orderflow",
+            "run",
+            "BTC-USDT",
+            "2025-01-01",
+            "2025-01-02",
+            "--window-seconds",
+            "10",
+            "--speed",
+            "max",
+            "--db",
+            "a.db",
+            "b.db",
+            "--fresh",
+            "--port",
+            "9000",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
+        let text: Vec<String> = args
+            .processor
+            .to_args()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            text,
+            [
+                "--window-seconds",
+                "10",
+                "--speed",
+                "max",
+                "--db",
+                "a.db",
+                "b.db"
+            ]
+        );
+        assert!(args.processor.fresh);
+        assert_eq!(args.common.port, 9000);
+        assert!(
+            Cli::try_parse_from(["orderflow", "run", "X", "2025-13-01", "2025-01-02"]).is_err()
+        );
+        // The supervisor must know the port to probe it.
+        assert!(Cli::try_parse_from(["orderflow", "demo", "--port", "0"]).is_err());
+    }
+}

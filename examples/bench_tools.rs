@@ -62,6 +62,14 @@ fn main() -> anyhow::Result<()> {
             let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize].as_secs_f64() * 1000.0;
             println!("{:.3} {:.3}", at(0.5), at(0.99));
         }
+        Some("fixed") if args.len() == 3 => {
+            let n: usize = args[2].parse()?;
+            let mut total = 0i64;
+            for _ in 0..n {
+                total = total.wrapping_add(orderflow::model::Fixed::parse(std::hint::black_box(&args[1])).map_or(0, |f| f.raw()));
+            }
+            println!("{total}");
+        }
         Some("parse-one") if args.len() == 3 => {
             let n: usize = args[2].parse()?;
             let mut out = Vec::with_capacity(64);

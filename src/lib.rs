@@ -19,5 +19,6 @@ pub mod ipc;
 pub mod model;
 pub mod processor;
 pub mod source;
+pub mod supervise;
 pub mod synth;
 pub mod viewer;

@@ -78,8 +78,43 @@ impl Fixed {
     }
 
     /// As [`Fixed::parse`], on bytes.
+    #[inline]
     pub fn parse_bytes(text: &[u8]) -> Option<Fixed> {
         parse_decimal(text)
+    }
+
+    /// From the digits of a decimal: the integer part and the fraction,
+    /// each as (value, number of digits), as [`digit_run`] reads them.
+    /// `None` without digits, beyond 18 digits or 8 decimals, or out of
+    /// range.
+    #[inline(always)]
+    pub(crate) fn from_decimal_parts(
+        negative: bool,
+        int: (u64, usize),
+        frac: (u64, usize),
+    ) -> Option<Fixed> {
+        /// `POW10[d]` is 10^(8 − d).
+        static POW10: [u64; 9] = [
+            100_000_000,
+            10_000_000,
+            1_000_000,
+            100_000,
+            10_000,
+            1_000,
+            100,
+            10,
+            1,
+        ];
+        let (int_part, int_digits) = int;
+        let (frac_part, decimals) = frac;
+        if int_digits + decimals == 0 || int_digits + decimals > 18 || decimals > 8 {
+            return None;
+        }
+        let raw = int_part
+            .checked_mul(POW10[0])?
+            .checked_add(frac_part * POW10[decimals])?;
+        let raw = i64::try_from(raw).ok()?;
+        Some(Fixed(if negative { -raw } else { raw }))
     }
 
     pub fn checked_add(self, other: Fixed) -> Option<Fixed> {
@@ -96,58 +131,50 @@ impl Fixed {
     }
 }
 
+#[inline]
 fn parse_decimal(s: &[u8]) -> Option<Fixed> {
-    parse_simple(s).or_else(|| parse_general(s))
+    match parse_simple(s) {
+        Some(v) => Some(v),
+        None => parse_general(s),
+    }
 }
 
 /// The common case, fast: at most 18 digits, at most 8 decimals, no
 /// exponent. `None` sends anything else to [`parse_general`].
-#[inline]
+#[inline(always)]
 fn parse_simple(s: &[u8]) -> Option<Fixed> {
-    static POW10: [u64; 9] = [
-        100_000_000,
-        10_000_000,
-        1_000_000,
-        100_000,
-        10_000,
-        1_000,
-        100,
-        10,
-        1,
-    ];
-    let (negative, digits) = match s.first()? {
-        b'-' => (true, &s[1..]),
-        b'+' => (false, &s[1..]),
-        _ => (false, s),
+    let (negative, mut k) = match s.first()? {
+        b'-' => (true, 1),
+        b'+' => (false, 1),
+        _ => (false, 0),
     };
-    let mut mantissa: u64 = 0;
-    let mut count = 0usize;
-    let mut decimals: Option<usize> = None;
-    for &c in digits {
-        match c {
-            b'0'..=b'9' => {
-                count += 1;
-                if count > 18 {
-                    return None;
-                }
-                mantissa = mantissa * 10 + (c - b'0') as u64;
-                if let Some(d) = decimals.as_mut() {
-                    *d += 1;
-                }
-            }
-            b'.' if decimals.is_none() => decimals = Some(0),
-            _ => return None,
-        }
+    let (int_part, int_digits) = digit_run(s, &mut k);
+    let (mut frac, mut decimals) = (0, 0);
+    if k < s.len() && s[k] == b'.' {
+        k += 1;
+        (frac, decimals) = digit_run(s, &mut k);
     }
-    let decimals = decimals.unwrap_or(0);
-    if count == 0 || decimals > 8 {
+    if k != s.len() {
         return None;
     }
-    let raw = mantissa.checked_mul(POW10[decimals])?;
-    let raw = i64::try_from(raw).ok()?;
-    Some(Fixed(if negative { -raw } else { raw }))
+    Fixed::from_decimal_parts(negative, (int_part, int_digits), (frac, decimals))
 }
 
+/// Reads a run of ASCII digits at `k`: its value (wrapped past 19 digits;
+/// [`Fixed::from_decimal_parts`] rejects those by count) and its length.
+#[inline(always)]
+pub(crate) fn digit_run(b: &[u8], k: &mut usize) -> (u64, usize) {
+    let start = *k;
+    let mut value: u64 = 0;
+    while *k < b.len() && b[*k].wrapping_sub(b'0') < 10 {
+        value = value.wrapping_mul(10).wrapping_add((b[*k] - b'0') as u64);
+        *k += 1;
+    }
+    (value, *k - start)
+}
+
+#[cold]
+#[inline(never)]
 fn parse_general(s: &[u8]) -> Option<Fixed> {
     let mut i = 0;
     let negative = match s.first() {

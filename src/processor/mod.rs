@@ -72,6 +72,16 @@ pub enum Outcome {
     Stopped(Status),
 }
 
+/// What the merge loop does next with a stream.
+enum Head {
+    Row(Position),
+    End,
+    /// Nothing yet: poll again.
+    Wait,
+    /// The file is re-read (sorted, or from the start).
+    Restart,
+}
+
 /// Which output files changed since the last flush.
 #[derive(Clone, Copy, Debug)]
 struct Dirty {
@@ -100,6 +110,9 @@ pub struct Processor {
     notes: Vec<String>,
     flusher: Flusher,
     rows_since_tick: u32,
+    /// Newest bar already in the data files when the run had to start
+    /// over: the data files are not replaced before the run gets there.
+    hold_until: Option<i64>,
 }
 
 impl Processor {
@@ -129,6 +142,7 @@ impl Processor {
             max_bars: config.max_bars,
         });
         let mut notes = Vec::new();
+        let mut hold_until = None;
         let path = config.out.join(files::CHECKPOINT);
         let st = match (config.checkpoint && !config.fresh, path.exists()) {
             (true, true) => match ipc::read_json::<Checkpoint>(&path) {
@@ -153,6 +167,7 @@ impl Processor {
                          (the data files are kept until there is something newer)",
                         path.display()
                     ));
+                    hold_until = newest_bar(&config.out);
                     Checkpoint::fresh(fingerprint, engine, BTreeSet::new())
                 }
             },
@@ -181,10 +196,11 @@ impl Processor {
             last_flush: Instant::now(),
             last_status: Instant::now(),
             pace: None,
-            progress: Progress::new(rows_total, &label),
+            progress: Progress::new(&label),
             notes,
             flusher: Flusher::start(config.out.clone()),
             rows_since_tick: 0,
+            hold_until,
         })
     }
 
@@ -249,29 +265,17 @@ impl Processor {
                 if shutdown.load(Ordering::Relaxed) {
                     return Ok(false);
                 }
-                let b = match book.poll(POLL) {
-                    Next::Row(p) => Some(p),
-                    Next::End => None,
-                    Next::Pending => {
-                        self.tick()?;
-                        continue;
-                    }
-                    Next::Stopped => {
-                        self.stopped(fi, book.take_stop())?;
-                        continue 'files;
-                    }
+                let b = match self.head(fi, &mut book)? {
+                    Head::Row(p) => Some(p),
+                    Head::End => None,
+                    Head::Wait => continue,
+                    Head::Restart => continue 'files,
                 };
-                let t = match trades.poll(POLL) {
-                    Next::Row(p) => Some(p),
-                    Next::End => None,
-                    Next::Pending => {
-                        self.tick()?;
-                        continue;
-                    }
-                    Next::Stopped => {
-                        self.stopped(fi, trades.take_stop())?;
-                        continue 'files;
-                    }
+                let t = match self.head(fi, &mut trades)? {
+                    Head::Row(p) => Some(p),
+                    Head::End => None,
+                    Head::Wait => continue,
+                    Head::Restart => continue 'files,
                 };
                 let take_book = match (b, t) {
                     (None, None) => break,
@@ -299,6 +303,27 @@ impl Processor {
             self.st.next_file();
         }
         Ok(true)
+    }
+
+    /// The next row of a stream, refreshing the heartbeat while it is busy
+    /// and handling an early stop.
+    fn head<R: source::sqlite::TableRow>(
+        &mut self,
+        fi: usize,
+        stream: &mut TableStream<R>,
+    ) -> Result<Head, ProcessorError> {
+        Ok(match stream.poll(POLL) {
+            Next::Row(p) => Head::Row(p),
+            Next::End => Head::End,
+            Next::Pending => {
+                self.tick()?;
+                Head::Wait
+            }
+            Next::Stopped => {
+                self.stopped(fi, stream.take_stop())?;
+                Head::Restart
+            }
+        })
     }
 
     fn spec(&self, fi: usize, cursor: Cursor) -> StreamSpec {
@@ -466,6 +491,10 @@ impl Processor {
             batch.push((files::CHECKPOINT, json_bytes(&self.st)?));
         }
         let engine = &self.st.engine;
+        if self.holding() && state != RunState::Finished {
+            batch.push((files::STATUS, json_bytes(&self.status(state, message))?));
+            return Ok(batch);
+        }
         if self.dirty.ohlc {
             let rows: Vec<ipc::OhlcRow> = engine.ohlc().iter().map(Into::into).collect();
             batch.push((files::OHLC, json_bytes(&rows)?));
@@ -491,15 +520,27 @@ impl Processor {
         Ok(batch)
     }
 
+    /// Whether the data files still show more than this run has reached
+    /// (after starting over), so they must not be replaced yet.
+    fn holding(&self) -> bool {
+        let engine = &self.st.engine;
+        self.hold_until
+            .is_some_and(|ts| engine.last_ts().is_none_or(|t| engine.window_start(t) < ts))
+    }
+
     /// Bookkeeping after a batch was handed over.
     fn flushed(&mut self) {
+        self.last_flush = Instant::now();
+        self.last_status = self.last_flush;
+        if self.holding() && !self.st.finished {
+            return;
+        }
+        self.hold_until = None;
         self.dirty = Dirty {
             ohlc: false,
             metrics: false,
             depth: false,
         };
-        self.last_flush = Instant::now();
-        self.last_status = self.last_flush;
         let s = self.status(RunState::Running, None);
         self.progress.update(
             s.rows_done,
@@ -553,4 +594,13 @@ fn json_bytes<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Proces
             source: std::io::Error::other(e),
         })
     })
+}
+
+/// The newest bar timestamp in the data files of `out`, if they parse.
+fn newest_bar(out: &std::path::Path) -> Option<i64> {
+    let ohlc = ipc::read_json::<Vec<ipc::OhlcRow>>(&out.join(files::OHLC)).ok();
+    let metrics = ipc::read_json::<Vec<ipc::MetricRow>>(&out.join(files::METRICS)).ok();
+    let a = ohlc.and_then(|v| v.last().map(|r| r.ts));
+    let b = metrics.and_then(|v| v.last().map(|r| r.ts));
+    a.max(b)
 }

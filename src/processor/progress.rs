@@ -8,38 +8,46 @@ use std::time::{Duration, Instant};
 
 /// Reports progress to stderr.
 pub struct Progress {
+    /// Whether stderr is a terminal (a bar) or not (log lines).
+    terminal: bool,
+    /// Created on the first update, so nothing is drawn before the run
+    /// has said what it is doing.
     bar: Option<ProgressBar>,
+    label: String,
     last_line: Instant,
 }
 
 const LINE_EVERY: Duration = Duration::from_secs(10);
 
 impl Progress {
-    pub fn new(total: u64, label: &str) -> Progress {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(8));
-            let style = ProgressStyle::with_template(
-                "{prefix} [{bar:32.cyan/blue}] {percent:>3}% {human_pos}/{human_len} rows · {per_sec} · ETA {eta} · {msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
-            bar.set_style(style);
-            bar.set_prefix(label.to_string());
-            bar
-        });
+    pub fn new(label: &str) -> Progress {
         Progress {
-            bar,
+            terminal: std::io::stderr().is_terminal(),
+            bar: None,
+            label: label.to_string(),
             last_line: Instant::now(),
         }
     }
 
     /// `done` rows of `total`; `market` is the market time reached.
     pub fn update(&mut self, done: u64, total: u64, rate: f64, market: &str) {
+        if self.terminal && self.bar.is_none() {
+            let bar =
+                ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(8));
+            let style = ProgressStyle::with_template(
+                "{prefix} [{bar:32.cyan/blue}] {percent:>3}% {human_pos}/{human_len} rows · ETA {eta} · {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+            bar.set_style(style);
+            bar.set_prefix(self.label.clone());
+            self.bar = Some(bar);
+        }
         match &self.bar {
             Some(bar) => {
                 bar.set_length(total.max(done));
                 bar.set_position(done);
-                bar.set_message(format!("market {market}"));
+                bar.set_message(format!("{} rows/s · market {market}", human_rate(rate)));
             }
             None => {
                 if self.last_line.elapsed() >= LINE_EVERY {
@@ -69,6 +77,17 @@ impl Progress {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
+    }
+}
+
+/// `812`, `34.6k`, `1.25M`.
+fn human_rate(rate: f64) -> String {
+    if rate >= 1e6 {
+        format!("{:.2}M", rate / 1e6)
+    } else if rate >= 1e3 {
+        format!("{:.1}k", rate / 1e3)
+    } else {
+        format!("{rate:.0}")
     }
 }
 

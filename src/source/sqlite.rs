@@ -153,14 +153,18 @@ pub fn inspect(path: &Path) -> Result<FileInfo, SourceError> {
         }
     }
     let range = |table: &str| -> Result<IdRange, SourceError> {
-        conn.query_row(&format!("SELECT min(id), max(id) FROM {table}"), [], |r| {
-            Ok(
-                match (r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?) {
-                    (Some(lo), Some(hi)) => Some((lo, hi)),
-                    _ => None,
-                },
-            )
-        })
+        conn.query_row(
+            &format!("SELECT (SELECT min(id) FROM {table}), (SELECT max(id) FROM {table})"),
+            [],
+            |r| {
+                Ok(
+                    match (r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?) {
+                        (Some(lo), Some(hi)) => Some((lo, hi)),
+                        _ => None,
+                    },
+                )
+            },
+        )
         .map_err(|e| SourceError::sqlite(path, e))
     };
     Ok(FileInfo {

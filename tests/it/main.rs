@@ -5,4 +5,5 @@ mod harness;
 mod okx;
 mod processor;
 mod resume;
+mod supervisor;
 mod viewer;

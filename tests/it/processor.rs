@@ -470,8 +470,8 @@ fn readers_never_see_a_partial_file_while_the_processor_rewrites_them() {
     let d = db.to_str().unwrap();
     let o = out.to_str().unwrap();
     // Flush every millisecond at 200× market speed: thousands of rewrites.
-    let child = std::process::Command::new(PROCESSOR)
-        .args([
+    let spawn = |extra: &[&str]| {
+        let mut args = vec![
             "GEN",
             "2024-01-01",
             "2024-01-01",
@@ -487,11 +487,16 @@ fn readers_never_see_a_partial_file_while_the_processor_rewrites_them() {
             "200",
             "--max-bars",
             "50",
-        ])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut child = KillOnDrop(child);
+        ];
+        args.extend_from_slice(extra);
+        let child = std::process::Command::new(PROCESSOR)
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        KillOnDrop(child)
+    };
+    let child = spawn(&[]);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let readers: Vec<_> = [
         "ohlc_data.json",
@@ -504,7 +509,8 @@ fn readers_never_see_a_partial_file_while_the_processor_rewrites_them() {
         let path = out.join(name);
         let stop = stop.clone();
         std::thread::spawn(move || {
-            let (mut reads, mut failures) = (0u64, 0u64);
+            let (mut reads, mut failures, mut changes) = (0u64, 0u64, 0u64);
+            let mut last = Vec::new();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 match std::fs::read(&path) {
                     Ok(bytes) => {
@@ -512,30 +518,47 @@ fn readers_never_see_a_partial_file_while_the_processor_rewrites_them() {
                         if serde_json::from_slice::<serde_json::Value>(&bytes).is_err() {
                             failures += 1;
                         }
+                        if bytes != last {
+                            changes += 1;
+                            last = bytes;
+                        }
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => panic!("{e}"),
                 }
             }
-            (reads, failures)
+            (reads, failures, changes)
         })
     })
     .collect();
-    // Let it run until it has flushed a few thousand times.
-    let flushed = wait_for(Duration::from_secs(60), || {
+    // Run to the end (a few seconds), counting the rewrites the readers saw.
+    let finished = wait_for(Duration::from_secs(60), || {
         let s: serde_json::Value =
             serde_json::from_slice(&std::fs::read(out.join("status.json")).ok()?).ok()?;
-        (s["rows_done"].as_u64()? > 9000 || s["state"] == "finished").then_some(())
+        (s["state"] == "finished").then_some(())
     });
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    assert!(flushed.is_some(), "the processor made progress");
-    let mut total = 0;
+    assert!(finished.is_some(), "the processor finished");
+    let (mut total, mut changes) = (0, 0);
     for r in readers {
-        let (reads, failures) = r.join().unwrap();
+        let (reads, failures, changed) = r.join().unwrap();
         assert_eq!(failures, 0, "partial or mixed files seen");
         total += reads;
+        changes += changed;
     }
-    assert!(total > 1000, "readers read {total} times");
+    assert!(
+        changes >= 2000,
+        "readers saw only {changes} rewrites in {total} reads"
+    );
+    // Killed mid-run (a second run, SIGKILLed): every file still parses.
+    drop(child);
+    let mut child = spawn(&["--fresh"]);
+    wait_for(Duration::from_secs(20), || {
+        let s: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("status.json")).ok()?).ok()?;
+        (s["state"] == "running" && s["rows_done"].as_u64()? > 2000).then_some(())
+    })
+    .expect("the second run got going");
     // SIGKILL mid-run: every file still parses.
     child.0.kill().unwrap();
     child.0.wait().unwrap();

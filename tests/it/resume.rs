@@ -135,6 +135,25 @@ fn twenty_sigkills_lose_nothing() {
     assert_eq!(temp_files(&out), Vec::<String>::new());
 }
 
+/// Every file in `dir` but the lock: its bytes and modification time.
+fn contents_and_mtimes(dir: &Path) -> Vec<(Vec<u8>, std::time::SystemTime)> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name() != ".writer.lock")
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    entries
+        .iter()
+        .map(|e| {
+            (
+                std::fs::read(e.path()).unwrap(),
+                e.metadata().unwrap().modified().unwrap(),
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn a_finished_run_started_again_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -142,31 +161,11 @@ fn a_finished_run_started_again_changes_nothing() {
     let out = dir.path().join("out");
     let a = args(&db, out.to_str().unwrap());
     assert!(processor(&a).status.success());
-    let before: Vec<(Vec<u8>, std::time::SystemTime)> = std::fs::read_dir(&out)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name() != ".writer.lock")
-        .map(|e| {
-            (
-                std::fs::read(e.path()).unwrap(),
-                e.metadata().unwrap().modified().unwrap(),
-            )
-        })
-        .collect();
+    let before = contents_and_mtimes(&out);
     let again = processor(&a);
     assert!(again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already finished"));
-    let after: Vec<(Vec<u8>, std::time::SystemTime)> = std::fs::read_dir(&out)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name() != ".writer.lock")
-        .map(|e| {
-            (
-                std::fs::read(e.path()).unwrap(),
-                e.metadata().unwrap().modified().unwrap(),
-            )
-        })
-        .collect();
+    let after = contents_and_mtimes(&out);
     assert_eq!(before, after);
 }
 
@@ -234,7 +233,25 @@ fn a_corrupt_checkpoint_is_reported_and_the_run_starts_over() {
         .map(|f| std::fs::read(out.join(f)).unwrap())
         .collect();
     std::fs::write(out.join("checkpoint.json"), b"{\"version\": 1, \"finger").unwrap();
+    // While it starts over, the data files it had must not be replaced by
+    // older ones.
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (stop, out) = (stop.clone(), out.clone());
+        let first = progress_of(&out).unwrap();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let now = progress_of(&out).unwrap();
+                assert!(
+                    now >= first,
+                    "data files went back from {first:?} to {now:?}"
+                );
+            }
+        })
+    };
     let run = processor(&args(&db, o));
+    stop.store(true, Ordering::Relaxed);
+    reader.join().unwrap();
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{stderr}");
     assert!(

@@ -1,0 +1,51 @@
+//! The demo data set: generated once, deterministically, with
+//! [`crate::synth`], then replayed by `orderflow demo`.
+//!
+//! This module owns the demo's choices (instrument, day, length, where the
+//! file goes) and nothing else; generation itself is [`crate::synth`]'s.
+//! A file already there is kept, because the generator is deterministic:
+//! the second `orderflow demo` starts at once.
+
+use crate::synth::{self, SynthConfig, SynthError};
+use chrono::NaiveDate;
+use std::path::{Path, PathBuf};
+
+/// The demo's instrument.
+pub const INSTRUMENT: &str = "BTC-USDT";
+
+/// The demo's day.
+pub fn day() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2024, 3, 1).unwrap_or_default()
+}
+
+/// The demo day as the processor's date argument.
+pub fn day_arg() -> String {
+    day().format("%Y-%m-%d").to_string()
+}
+
+/// Writes (once) the demo capture under `dir`, `hours` of market from
+/// midnight UTC, and returns its path.
+pub fn ensure_data(dir: &Path, hours: f64) -> Result<PathBuf, SynthError> {
+    let template = SynthConfig::new(0, 0);
+    let paths = synth::write_days(dir, INSTRUMENT, day(), 1, hours, &template)?;
+    Ok(paths
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| dir.join(format!("{INSTRUMENT}-{}.db", day_arg()))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generates_once_and_keeps_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = ensure_data(dir.path(), 0.01).unwrap();
+        assert_eq!(path, dir.path().join("BTC-USDT-2024-03-01.db"));
+        let first = std::fs::metadata(&path).unwrap().modified().unwrap();
+        let again = ensure_data(dir.path(), 0.01).unwrap();
+        assert_eq!(again, path);
+        assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), first);
+    }
+}

@@ -1,0 +1,184 @@
+//! From "run this instrument and these dates" to a supervisor [`Config`]:
+//! which programs, which arguments, which policy for each child.
+//!
+//! This module owns the choice of the two children and how they are
+//! invoked; it starts nothing itself. The binary parses the command line
+//! and hands the result here, so the command-line layer stays thin and a
+//! test (or another program) can build the same configuration directly.
+//!
+//! The children are found next to the running executable (the three
+//! binaries are built and installed together), unless a path is given;
+//! the binary lets `ORDERFLOW_PROCESSOR_BIN` / `ORDERFLOW_VIEWER_BIN`
+//! override them, which is how the fault tests substitute fakes.
+
+use super::{ChildSpec, Config, HealthCheck, RestartPolicy, SuperviseError};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Name of the processor child in logs and `supervisor.json`.
+pub const PROCESSOR: &str = "processor";
+/// Name of the viewer child in logs and `supervisor.json`.
+pub const VIEWER: &str = "viewer";
+
+/// The programs run as children.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Programs {
+    pub processor: PathBuf,
+    pub viewer: PathBuf,
+}
+
+impl Programs {
+    /// `orderflow-processor` and `orderflow-viewer` in the directory of the
+    /// running executable, each replaced by `processor` / `viewer` if given.
+    pub fn resolve(
+        processor: Option<PathBuf>,
+        viewer: Option<PathBuf>,
+    ) -> Result<Programs, SuperviseError> {
+        let beside = |name: &str| -> Result<PathBuf, SuperviseError> {
+            let exe = std::env::current_exe().map_err(|source| SuperviseError::Program {
+                name: name.to_string(),
+                source,
+            })?;
+            Ok(exe.parent().unwrap_or(Path::new(".")).join(name))
+        };
+        let pick = |given: Option<PathBuf>, name: &str| -> Result<PathBuf, SuperviseError> {
+            let path = match given {
+                Some(p) => p,
+                None => beside(name)?,
+            };
+            if path.is_file() {
+                Ok(path)
+            } else {
+                Err(SuperviseError::Program {
+                    name: name.to_string(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        format!(
+                            "{} does not exist; build it with `cargo build --release`",
+                            path.display()
+                        ),
+                    ),
+                })
+            }
+        };
+        Ok(Programs {
+            processor: pick(processor, "orderflow-processor")?,
+            viewer: pick(viewer, "orderflow-viewer")?,
+        })
+    }
+}
+
+/// Everything `orderflow run` needs.
+#[derive(Clone, Debug)]
+pub struct Launch {
+    /// Positional and option arguments for the processor (everything but
+    /// `--out`, which is added here).
+    pub processor_args: Vec<OsString>,
+    /// Arguments given to the processor's first start only (`--fresh`: a
+    /// restart after a crash must resume from the checkpoint, not start
+    /// over).
+    pub first_start_args: Vec<OsString>,
+    pub out: PathBuf,
+    pub host: String,
+    pub port: u16,
+    pub programs: Programs,
+    /// Heartbeat age after which the processor counts as hung.
+    pub hang_limit: Duration,
+    /// Time between SIGTERM and SIGKILL on a graceful stop.
+    pub grace: Duration,
+}
+
+impl Launch {
+    /// The supervisor configuration: the processor (restarted on failure,
+    /// watched through its heartbeat) and the viewer (restarted on any
+    /// exit, probed on `/healthz`).
+    pub fn config(&self) -> Config {
+        let mut processor_args = self.processor_args.clone();
+        processor_args.push("--out".into());
+        processor_args.push(self.out.clone().into_os_string());
+        let processor = ChildSpec::new(
+            PROCESSOR,
+            &self.programs.processor,
+            processor_args,
+            RestartPolicy::worker(),
+        )
+        .with_first_start_args(self.first_start_args.clone())
+        .with_hang_limit(self.hang_limit)
+        .with_colour(36);
+        let viewer_args: Vec<OsString> = vec![
+            "--out".into(),
+            self.out.clone().into_os_string(),
+            "--host".into(),
+            self.host.clone().into(),
+            "--port".into(),
+            self.port.to_string().into(),
+        ];
+        let viewer = ChildSpec::new(
+            VIEWER,
+            &self.programs.viewer,
+            viewer_args,
+            RestartPolicy::server(),
+        )
+        .with_health(HealthCheck::new(self.host.clone(), self.port))
+        .with_colour(35);
+        Config::new(&self.out, vec![processor, viewer]).with_grace(self.grace)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_programs_are_named() {
+        let err = Programs::resolve(Some("/nonexistent/p".into()), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/nonexistent/p does not exist"), "{err}");
+    }
+
+    #[test]
+    fn the_processor_gets_out_and_fresh_only_on_its_first_start() {
+        let launch = Launch {
+            processor_args: vec!["BTC-USDT".into(), "2024-01-01".into(), "2024-01-01".into()],
+            first_start_args: vec!["--fresh".into()],
+            out: "/tmp/o".into(),
+            host: "127.0.0.1".into(),
+            port: 8050,
+            programs: Programs {
+                processor: "/p".into(),
+                viewer: "/v".into(),
+            },
+            hang_limit: Duration::from_secs(5),
+            grace: Duration::from_secs(3),
+        };
+        let config = launch.config();
+        let p = &config.children[0];
+        assert_eq!(
+            p.args(0),
+            [
+                "BTC-USDT",
+                "2024-01-01",
+                "2024-01-01",
+                "--out",
+                "/tmp/o",
+                "--fresh"
+            ]
+        );
+        assert_eq!(
+            p.args(1),
+            ["BTC-USDT", "2024-01-01", "2024-01-01", "--out", "/tmp/o"]
+        );
+        let v = &config.children[1];
+        assert_eq!(
+            v.args(0),
+            ["--out", "/tmp/o", "--host", "127.0.0.1", "--port", "8050"]
+        );
+        assert_eq!(
+            v.health.as_ref().map(HealthCheck::url).as_deref(),
+            Some("http://127.0.0.1:8050/")
+        );
+        assert_eq!(config.grace, Duration::from_secs(3));
+    }
+}
