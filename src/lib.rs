@@ -21,3 +21,4 @@ pub mod processor;
 pub mod source;
 pub mod supervise;
 pub mod synth;
+pub mod viewer;

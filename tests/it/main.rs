@@ -6,3 +6,4 @@ mod okx;
 mod processor;
 mod resume;
 mod supervisor;
+mod viewer;

@@ -1,0 +1,343 @@
+//! The HTTP surface as warp filters: the page, its assets, the read-only
+//! API, `/healthz` and the server-sent-events stream.
+//!
+//! Every route is a fixed path matched segment by segment; a name taken
+//! from the path is only ever looked up in a fixed table (embedded assets,
+//! the five data files), never joined to a file system path, so there is
+//! nothing to traverse and nothing to list. A `Host` guard in front of all
+//! routes answers 403 to any name but the bound address and the loopback
+//! names, which is what defeats DNS rebinding (a foreign page that makes
+//! its own name resolve to 127.0.0.1 still sends its own name as `Host`).
+//! This module reads [`State`] and never touches the files itself.
+
+use super::assets::{self, Asset};
+use super::state::{index_of_route, Change, State};
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, watch};
+use warp::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use warp::http::{Response, StatusCode};
+use warp::reply::Reply;
+use warp::sse::Event;
+use warp::{Filter, Rejection};
+
+/// The header that carries a data file's version.
+pub const VERSION_HEADER: &str = "x-orderflow-version";
+/// The header that says the served copy is the last good one of a file
+/// that is now missing or unreadable.
+pub const STALE_HEADER: &str = "x-orderflow-stale";
+/// How long a browser waits before reconnecting the event stream.
+pub const SSE_RETRY: Duration = Duration::from_millis(500);
+
+#[derive(Debug)]
+struct ForbiddenHost;
+impl warp::reject::Reject for ForbiddenHost {}
+
+/// The `Host` header values the viewer answers to: the loopback names and
+/// the bound address, with the bound port.
+#[derive(Clone, Debug)]
+pub struct AllowedHosts {
+    names: Vec<String>,
+    port: u16,
+}
+
+fn host_name(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    }
+}
+
+impl AllowedHosts {
+    /// For a server bound at `bound`, started with `--host configured`.
+    pub fn new(bound: SocketAddr, configured: &str) -> AllowedHosts {
+        let mut names: Vec<String> = ["localhost", "127.0.0.1", "[::1]"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        if !bound.ip().is_unspecified() {
+            names.push(host_name(bound.ip()));
+        }
+        let configured = configured.trim().to_ascii_lowercase();
+        let configured = match configured.parse::<IpAddr>() {
+            Ok(ip) if ip.is_unspecified() => None,
+            Ok(ip) => Some(host_name(ip)),
+            Err(_) if configured.is_empty() => None,
+            Err(_) => Some(configured),
+        };
+        names.extend(configured);
+        names.sort();
+        names.dedup();
+        AllowedHosts {
+            names,
+            port: bound.port(),
+        }
+    }
+
+    /// Whether a `Host` header value names this server.
+    pub fn allows(&self, host: &str) -> bool {
+        let host = host.trim().to_ascii_lowercase();
+        let (name, port) = if let Some(rest) = host.strip_prefix('[') {
+            let Some(end) = rest.find(']') else {
+                return false;
+            };
+            let name = &host[..end + 2];
+            match &rest[end + 1..] {
+                "" => (name, None),
+                p => match p.strip_prefix(':').and_then(|p| p.parse::<u16>().ok()) {
+                    Some(p) => (name, Some(p)),
+                    None => return false,
+                },
+            }
+        } else {
+            match host.rsplit_once(':') {
+                Some((n, p)) => match p.parse::<u16>() {
+                    Ok(p) => (n, Some(p)),
+                    Err(_) => return false,
+                },
+                None => (host.as_str(), None),
+            }
+        };
+        let port_ok = match port {
+            Some(p) => p == self.port,
+            None => self.port == 80,
+        };
+        port_ok && self.names.iter().any(|n| n == name)
+    }
+}
+
+/// Everything the routes need.
+#[derive(Clone, Debug)]
+pub struct Ctx {
+    pub state: Arc<State>,
+    pub hosts: AllowedHosts,
+    /// Turns true when the server shuts down; ends the event streams.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+fn host_guard(hosts: AllowedHosts) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::header::optional::<String>("host")
+        .and_then(move |host: Option<String>| {
+            let ok = host.as_deref().is_some_and(|h| hosts.allows(h));
+            async move {
+                if ok {
+                    Ok(())
+                } else {
+                    Err(warp::reject::custom(ForbiddenHost))
+                }
+            }
+        })
+        .untuple_one()
+}
+
+fn security_headers() -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; \
+             img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
+        ),
+    );
+    h
+}
+
+/// All routes, guarded, with errors turned into plain responses.
+pub fn routes(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    let state = ctx.state.clone();
+    let with_state = warp::any().map(move || state.clone());
+    let page = warp::path::end().map(|| asset_reply(&assets::PAGE));
+    let health = warp::path!("healthz")
+        .and(with_state.clone())
+        .map(|s: Arc<State>| health(&s));
+    let sse_ctx = ctx.clone();
+    let events = warp::path!("api" / "events").map(move || events(&sse_ctx));
+    let asset = warp::path!("assets" / String).and_then(|name: String| async move {
+        assets::asset(&name)
+            .map(asset_reply)
+            .ok_or_else(warp::reject::not_found)
+    });
+    let api = warp::path!("api" / String).and(with_state).and_then(
+        |route: String, s: Arc<State>| async move {
+            api_file(&route, &s).ok_or_else(warp::reject::not_found)
+        },
+    );
+    host_guard(ctx.hosts)
+        .and(warp::get())
+        .and(page.or(health).or(events).or(asset).or(api))
+        .recover(handle_rejection)
+        .with(warp::reply::with::headers(security_headers()))
+}
+
+fn response(content_type: &'static str, body: Vec<u8>) -> warp::reply::Response {
+    let mut r = Response::new(body).into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+fn asset_reply(a: &'static Asset) -> warp::reply::Response {
+    let mut r = Response::new(a.bytes).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(a.content_type),
+    );
+    // Embedded in this binary: a new binary may change them.
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
+/// `/api/<route>`: the last good copy of a data file.
+fn api_file(route: &str, state: &State) -> Option<warp::reply::Response> {
+    let snap = state.snapshot(index_of_route(route)?)?;
+    let mut r = response("application/json", snap.body.to_vec());
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        HeaderName::from_static(VERSION_HEADER),
+        HeaderValue::from(snap.version),
+    );
+    h.insert(
+        HeaderName::from_static(STALE_HEADER),
+        HeaderValue::from_static(if snap.stale { "true" } else { "false" }),
+    );
+    Some(r)
+}
+
+fn health(state: &State) -> warp::reply::Response {
+    let files: Vec<serde_json::Value> = state
+        .versions()
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let error = state.snapshot(i).and_then(|s| s.error);
+            serde_json::json!({ "file": c.file, "version": c.version, "stale": c.stale, "error": error })
+        })
+        .collect();
+    let body = serde_json::json!({ "ok": true, "instance": state.instance(), "files": files });
+    let mut r = response("application/json", body.to_string().into_bytes());
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn hello(state: &State) -> Event {
+    let data = serde_json::json!({ "instance": state.instance(), "files": state.versions() });
+    Event::default()
+        .event("hello")
+        .retry(SSE_RETRY)
+        .data(data.to_string())
+}
+
+fn change(state: &State, c: &Change) -> Event {
+    let data = serde_json::json!({ "file": c.file, "version": c.version, "stale": c.stale, "instance": state.instance() });
+    Event::default().event(c.file).data(data.to_string())
+}
+
+/// `/api/events`: a `hello` with every file's version, then one event per
+/// change, named after the file. A subscriber that falls behind gets a
+/// new `hello` (refetch everything) instead of the events it missed.
+fn events(ctx: &Ctx) -> impl Reply {
+    // Subscribe before reading the versions, so no change falls between.
+    let mut rx = ctx.state.subscribe();
+    let first = hello(&ctx.state);
+    let state = ctx.state.clone();
+    let mut shutdown = ctx.shutdown.clone();
+    // A task per stream forwards changes; it ends when the client goes
+    // away (the channel closes) or the server shuts down, which ends the
+    // response so a graceful shutdown is not held up by open pages.
+    let (tx, mut out) = tokio::sync::mpsc::channel::<Event>(64);
+    tokio::spawn(async move {
+        if tx.send(first).await.is_err() {
+            return;
+        }
+        loop {
+            let event = tokio::select! {
+                r = rx.recv() => match r {
+                    Ok(c) => change(&state, &c),
+                    Err(broadcast::error::RecvError::Lagged(_)) => hello(&state),
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                _ = shutdown.wait_for(|stop| *stop) => break,
+                () = tx.closed() => break,
+            };
+            if tx.send(event).await.is_err() {
+                break;
+            }
+        }
+    });
+    let stream = futures_util::stream::poll_fn(move |cx| {
+        out.poll_recv(cx).map(|e| e.map(Ok::<Event, Infallible>))
+    });
+    warp::sse::reply(
+        warp::sse::keep_alive()
+            .interval(Duration::from_secs(15))
+            .stream(stream),
+    )
+}
+
+async fn handle_rejection(err: Rejection) -> Result<warp::reply::Response, Infallible> {
+    let (code, text) = if err.find::<ForbiddenHost>().is_some() {
+        (
+            StatusCode::FORBIDDEN,
+            "forbidden: this viewer answers only to its own address and localhost\n",
+        )
+    } else if err.is_not_found() {
+        (StatusCode::NOT_FOUND, "not found\n")
+    } else if err.find::<warp::reject::MethodNotAllowed>().is_some() {
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed: the viewer is read-only\n",
+        )
+    } else {
+        (StatusCode::NOT_FOUND, "not found\n")
+    };
+    let mut r = response("text/plain; charset=utf-8", text.as_bytes().to_vec());
+    *r.status_mut() = code;
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_names() {
+        let h = AllowedHosts::new("127.0.0.1:8050".parse().unwrap(), "127.0.0.1");
+        for ok in [
+            "127.0.0.1:8050",
+            "localhost:8050",
+            "LOCALHOST:8050",
+            "[::1]:8050",
+        ] {
+            assert!(h.allows(ok), "{ok}");
+        }
+        for bad in [
+            "evil.com:8050",
+            "127.0.0.1:80",
+            "localhost",
+            "127.0.0.1:8050x",
+            "[::1",
+            "localhost.evil.com:8050",
+            "",
+        ] {
+            assert!(!h.allows(bad), "{bad}");
+        }
+        let h = AllowedHosts::new("[::1]:80".parse().unwrap(), "::1");
+        assert!(h.allows("[::1]") && h.allows("localhost:80"));
+        let h = AllowedHosts::new("0.0.0.0:8050".parse().unwrap(), "0.0.0.0");
+        assert!(!h.allows("0.0.0.0:8050") && h.allows("localhost:8050"));
+    }
+}

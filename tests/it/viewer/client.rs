@@ -1,0 +1,167 @@
+//! Minimal HTTP/1 clients for the tests: one-shot requests with any
+//! `Host` and any raw path (which a real client would normalise), and a
+//! reader of the server-sent-events stream.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(|s| s.as_str())
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Sends `METHOD path` with `Host: host` (none if `host` is `None`) over
+/// HTTP/1.0 and reads the whole reply.
+pub fn request(addr: SocketAddr, method: &str, path: &str, host: Option<&str>) -> Reply {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let host_line = host.map(|h| format!("Host: {h}\r\n")).unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\n{host_line}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read reply");
+    parse(&raw)
+}
+
+pub fn get(addr: SocketAddr, path: &str) -> Reply {
+    request(
+        addr,
+        "GET",
+        path,
+        Some(&format!("127.0.0.1:{}", addr.port())),
+    )
+}
+
+fn parse(raw: &[u8]) -> Reply {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("end of headers");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .expect("status");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Reply {
+        status,
+        headers,
+        body: raw[split + 4..].to_vec(),
+    }
+}
+
+/// One server-sent event.
+#[derive(Clone, Debug)]
+pub struct SseEvent {
+    pub name: String,
+    pub data: serde_json::Value,
+    pub at: Instant,
+}
+
+/// A connection to `/api/events`, read on a thread so events are
+/// timestamped when they arrive.
+pub struct Sse {
+    rx: std::sync::mpsc::Receiver<SseEvent>,
+}
+
+impl Sse {
+    pub fn connect(addr: SocketAddr) -> Sse {
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+        write!(
+            s,
+            "GET /api/events HTTP/1.0\r\nHost: 127.0.0.1:{}\r\n\r\n",
+            addr.port()
+        )
+        .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(s);
+            let mut line = String::new();
+            // Headers.
+            loop {
+                line.clear();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+            }
+            let (mut name, mut data) = (String::from("message"), String::new());
+            loop {
+                line.clear();
+                match r.read_line(&mut line) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+                let l = line.trim_end_matches(['\r', '\n']);
+                if l.is_empty() {
+                    if !data.is_empty() {
+                        let ev = SseEvent {
+                            name: std::mem::replace(&mut name, "message".into()),
+                            data: serde_json::from_str(&data)
+                                .unwrap_or(serde_json::Value::String(data.clone())),
+                            at: Instant::now(),
+                        };
+                        data.clear();
+                        if tx.send(ev).is_err() {
+                            return;
+                        }
+                    }
+                } else if let Some(v) = l.strip_prefix("event:") {
+                    name = v.trim().to_string();
+                } else if let Some(v) = l.strip_prefix("data:") {
+                    data.push_str(v.trim());
+                }
+            }
+        });
+        Sse { rx }
+    }
+
+    /// The next event named `name` (others are skipped) before `deadline`.
+    pub fn next_named(&self, name: &str, deadline: Instant) -> Option<SseEvent> {
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            match self.rx.recv_timeout(left) {
+                Ok(ev) if ev.name == name => return Some(ev),
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
+/// Polls `f` until it returns `Some`, or panics with `what` at the deadline.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

@@ -1,0 +1,30 @@
+//! Colours and sizes of the dark theme, in one place.
+
+use plotters::style::RGBColor;
+
+pub const BG: RGBColor = RGBColor(0x13, 0x17, 0x22);
+pub const PANE_BG: RGBColor = RGBColor(0x16, 0x1a, 0x25);
+pub const GRID: RGBColor = RGBColor(0x23, 0x28, 0x36);
+pub const AXIS: RGBColor = RGBColor(0x36, 0x3c, 0x4e);
+pub const TEXT: RGBColor = RGBColor(0x9a, 0xa0, 0xb0);
+pub const TITLE: RGBColor = RGBColor(0xd1, 0xd4, 0xdc);
+pub const UP: RGBColor = RGBColor(0x26, 0xa6, 0x9a);
+pub const DOWN: RGBColor = RGBColor(0xef, 0x53, 0x50);
+pub const OBI_UP: RGBColor = RGBColor(0x64, 0xb5, 0xf6);
+pub const OBI_DOWN: RGBColor = RGBColor(0x28, 0x5c, 0xc4);
+pub const CVD: RGBColor = RGBColor(0xff, 0xb7, 0x4d);
+pub const BID: RGBColor = RGBColor(0x26, 0xa6, 0x9a);
+pub const ASK: RGBColor = RGBColor(0xef, 0x53, 0x50);
+pub const CROSS: RGBColor = RGBColor(0x9a, 0xa0, 0xb0);
+pub const TAG_BG: RGBColor = RGBColor(0x36, 0x3c, 0x4e);
+
+pub const FONT: &str = "ui-monospace, SFMono-Regular, Menlo, Consolas, monospace";
+/// CSS px.
+pub const FONT_PX: f64 = 11.0;
+pub const AXIS_W: f64 = 78.0;
+pub const XLABEL_H: f64 = 20.0;
+
+/// `rgba(...)` for direct canvas calls.
+pub fn css(c: RGBColor, alpha: f64) -> String {
+    format!("rgba({},{},{},{alpha})", c.0, c.1, c.2)
+}
