@@ -2,11 +2,11 @@
 //! children are SIGKILLed, SIGSTOPped, crash-looped; the supervisor is
 //! SIGTERMed and SIGKILLed; a second supervisor is started on the same OUT.
 //!
-//! The children are small Python stand-ins (`supervisor/fake_*.py`) that
-//! speak the same contract as the real binaries (arguments, `status.json`
-//! heartbeat, `/healthz`), so these tests pin the supervisor's behaviour
-//! alone. To run them against the real viewer, make [`viewer_program`]
-//! return `env!("CARGO_BIN_EXE_orderflow-viewer")`.
+//! The viewer is the real binary. The processor is the real binary where a
+//! real run is needed (kill, hang) and a small Python stand-in
+//! (`supervisor/fake_processor.py`, same arguments and `status.json`
+//! heartbeat) where it must misbehave on cue (ignore SIGTERM, start a
+//! grandchild, crash at once).
 //!
 //! Every wait is a poll with a deadline; every process started is killed
 //! by a guard on drop; the tests run one at a time (they measure latencies
@@ -49,18 +49,11 @@ fn python() -> &'static str {
 impl Fixture {
     fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        for (name, text) in [
-            (
-                "fake-processor",
-                include_str!("supervisor/fake_processor.py"),
-            ),
-            ("fake-viewer", include_str!("supervisor/fake_viewer.py")),
-        ] {
-            let path = dir.path().join(name);
-            fs::write(&path, format!("#!{}\n{text}", python())).unwrap();
-            use std::os::unix::fs::PermissionsExt;
-            fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
-        }
+        let path = dir.path().join("fake-processor");
+        let text = include_str!("supervisor/fake_processor.py");
+        fs::write(&path, format!("#!{}\n{text}", python())).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
         let processor = dir.path().join("fake-processor");
         Fixture {
             dir,
@@ -168,8 +161,8 @@ impl Fixture {
 
 /// The viewer the tests run. One line to switch to the real one:
 /// `PathBuf::from(env!("CARGO_BIN_EXE_orderflow-viewer"))`.
-fn viewer_program(f: &Fixture) -> PathBuf {
-    f.path("fake-viewer")
+fn viewer_program(_: &Fixture) -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_orderflow-viewer"))
 }
 
 /// A running `orderflow` whose process and children are killed on drop.
