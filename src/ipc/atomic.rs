@@ -17,10 +17,20 @@ static SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// Atomically replaces `dir/name` with `bytes`.
 pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), IpcError> {
+    write_atomic_with(dir, name, |w| w.write_all(bytes))
+}
+
+/// Atomically replaces `dir/name` with what `write` writes (through a
+/// buffer), so large values can be serialised straight to the file.
+pub fn write_atomic_with(
+    dir: &Path,
+    name: &str,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), IpcError> {
     let target = dir.join(name);
     let n = SEQ.fetch_add(1, Ordering::Relaxed);
     let tmp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
-    let result = write_then_rename(&tmp, &target, bytes);
+    let result = write_then_rename(&tmp, &target, write);
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
@@ -34,10 +44,14 @@ pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), IpcError
     })
 }
 
-fn write_then_rename(tmp: &Path, target: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut file = File::create(tmp)?;
-    file.write_all(bytes)?;
-    file.flush()?;
+fn write_then_rename(
+    tmp: &Path,
+    target: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let mut file = std::io::BufWriter::with_capacity(64 * 1024, File::create(tmp)?);
+    write(&mut file)?;
+    let file = file.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()?;
     drop(file);
     fs::rename(tmp, target)

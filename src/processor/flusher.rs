@@ -1,26 +1,40 @@
-//! The processor's writer thread: atomic writes off the hot path.
+//! The processor's writer thread: serialising and atomic writes off the
+//! hot path.
 //!
 //! Each atomic replace fsyncs a file and its directory, which takes
-//! milliseconds on real disks. The replay loop only serialises its state
-//! into a [`Batch`] of named byte buffers and hands it over; this thread
-//! writes the buffers in the order given (checkpoint first, then data
-//! files, then status), so the on-disk order guarantee of the checkpoint
-//! holds. While a batch is being written and another waits, the loop skips
-//! its flush and tries again later, so the cadence stays "at most every
-//! `--flush-ms`" and the replay is never blocked by the disk.
+//! milliseconds on real disks, and serialising a thousand bars takes a
+//! few more. The replay loop only copies what is to be written (bars,
+//! book, status: plain structs) into a [`Batch`] of named writers and
+//! hands it over when this thread is idle; this thread serialises each one
+//! straight into its temp file, in the order given (checkpoint first, then
+//! data files, then status), so the on-disk order guarantee of the
+//! checkpoint holds. While it is busy the loop skips its flush and tries
+//! again later, so the cadence stays "at most every `--flush-ms`", the
+//! replay is never blocked by the disk, and at most one batch is alive.
 
-use crate::ipc::{write_atomic, IpcError};
+use crate::ipc::{write_atomic_with, IpcError};
+use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+/// Writes one file's content.
+pub type Content = Box<dyn FnOnce(&mut dyn Write) -> std::io::Result<()> + Send>;
+
 /// Files to replace, in order.
-pub type Batch = Vec<(&'static str, Vec<u8>)>;
+pub type Batch = Vec<(&'static str, Content)>;
+
+/// The content of a file: `value` as JSON.
+pub fn json<T: serde::Serialize + Send + 'static>(value: T) -> Content {
+    Box::new(move |w| serde_json::to_writer(w, &value).map_err(std::io::Error::other))
+}
 
 /// Hands batches to the writer thread.
 pub struct Flusher {
     tx: Option<SyncSender<Batch>>,
+    busy: Arc<AtomicBool>,
     error: Arc<Mutex<Option<IpcError>>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -29,29 +43,43 @@ impl Flusher {
     pub fn start(dir: PathBuf) -> Flusher {
         let (tx, rx) = sync_channel::<Batch>(1);
         let error = Arc::new(Mutex::new(None));
+        let busy = Arc::new(AtomicBool::new(false));
         let thread = {
-            let error = error.clone();
+            let (error, busy) = (error.clone(), busy.clone());
             std::thread::Builder::new()
                 .name("write".into())
-                .spawn(move || write_loop(dir, rx, error))
+                .spawn(move || write_loop(dir, rx, busy, error))
                 .ok()
         };
         Flusher {
             tx: Some(tx),
+            busy,
             error,
             thread,
         }
     }
 
-    /// Queues `batch` unless the writer is still busy. `Ok(false)` when it
-    /// was not taken (try again later); `Err` if an earlier write failed.
+    /// Whether the writer would take a batch now (build one only then).
+    /// `Err` if an earlier write failed.
+    pub fn ready(&mut self) -> Result<bool, IpcError> {
+        self.check()?;
+        Ok(self.tx.is_some() && !self.busy.load(Ordering::Acquire))
+    }
+
+    /// Hands `batch` over. `Ok(false)` when it was not taken (the writer
+    /// is busy: try again later).
     pub fn offer(&mut self, batch: Batch) -> Result<bool, IpcError> {
         self.check()?;
         let Some(tx) = &self.tx else { return Ok(false) };
+        if self.busy.swap(true, Ordering::AcqRel) {
+            return Ok(false);
+        }
         match tx.try_send(batch) {
             Ok(()) => Ok(true),
-            Err(TrySendError::Full(_)) => Ok(false),
-            Err(TrySendError::Disconnected(_)) => Ok(false),
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.busy.store(false, Ordering::Release);
+                Ok(false)
+            }
         }
     }
 
@@ -84,10 +112,15 @@ impl Drop for Flusher {
     }
 }
 
-fn write_loop(dir: PathBuf, rx: Receiver<Batch>, error: Arc<Mutex<Option<IpcError>>>) {
+fn write_loop(
+    dir: PathBuf,
+    rx: Receiver<Batch>,
+    busy: Arc<AtomicBool>,
+    error: Arc<Mutex<Option<IpcError>>>,
+) {
     for batch in rx {
-        for (name, bytes) in batch {
-            if let Err(e) = write_atomic(&dir, name, &bytes) {
+        for (name, content) in batch {
+            if let Err(e) = write_atomic_with(&dir, name, content) {
                 if let Ok(mut slot) = error.lock() {
                     slot.get_or_insert(e);
                 }
@@ -96,5 +129,6 @@ fn write_loop(dir: PathBuf, rx: Receiver<Batch>, error: Arc<Mutex<Option<IpcErro
                 break;
             }
         }
+        busy.store(false, Ordering::Release);
     }
 }

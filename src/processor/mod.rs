@@ -26,7 +26,7 @@ use crate::source::{
     TableStream, TradeRow,
 };
 use checkpoint::{Checkpoint, Cursor, Fingerprint, Table};
-use flusher::{Batch, Flusher};
+use flusher::{json, Batch, Flusher};
 use progress::{market_time, Progress};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -243,9 +243,7 @@ impl Processor {
             }
             Err(e) => {
                 let status = self.status(RunState::Failed, Some(e.to_string()));
-                let _ = self
-                    .flusher
-                    .finish(vec![(files::STATUS, json_bytes(&status)?)]);
+                let _ = self.flusher.finish(vec![(files::STATUS, json(status))]);
                 Err(e)
             }
         }
@@ -454,16 +452,12 @@ impl Processor {
     /// Flushes when due, or refreshes the heartbeat.
     fn tick(&mut self) -> Result<(), ProcessorError> {
         if self.last_flush.elapsed() >= self.config.flush {
-            let batch = self.batch(RunState::Running, None)?;
-            if self.flusher.offer(batch)? {
+            if self.flusher.ready()? && self.flusher.offer(self.batch(RunState::Running, None))? {
                 self.flushed();
             }
-        } else if self.last_status.elapsed() >= HEARTBEAT {
+        } else if self.last_status.elapsed() >= HEARTBEAT && self.flusher.ready()? {
             let status = self.status(RunState::Running, None);
-            if self
-                .flusher
-                .offer(vec![(files::STATUS, json_bytes(&status)?)])?
-            {
+            if self.flusher.offer(vec![(files::STATUS, json(status))])? {
                 self.last_status = Instant::now();
             }
         }
@@ -476,7 +470,7 @@ impl Processor {
         state: RunState,
         message: Option<String>,
     ) -> Result<(), ProcessorError> {
-        let batch = self.batch(state, message)?;
+        let batch = self.batch(state, message);
         self.flusher.finish(batch)?;
         self.flushed();
         Ok(())
@@ -484,23 +478,23 @@ impl Processor {
 
     /// Checkpoint, changed data files and status, serialised from the same
     /// state, in the order they must reach the disk.
-    fn batch(&self, state: RunState, message: Option<String>) -> Result<Batch, ProcessorError> {
+    fn batch(&self, state: RunState, message: Option<String>) -> Batch {
         let mut batch = Batch::new();
         if self.config.checkpoint {
-            batch.push((files::CHECKPOINT, json_bytes(&self.st)?));
+            batch.push((files::CHECKPOINT, json(self.st.clone())));
         }
         let engine = &self.st.engine;
         if self.holding() && state != RunState::Finished {
-            batch.push((files::STATUS, json_bytes(&self.status(state, message))?));
-            return Ok(batch);
+            batch.push((files::STATUS, json(self.status(state, message))));
+            return batch;
         }
         if self.dirty.ohlc {
             let rows: Vec<ipc::OhlcRow> = engine.ohlc().iter().map(Into::into).collect();
-            batch.push((files::OHLC, json_bytes(&rows)?));
+            batch.push((files::OHLC, json(rows)));
         }
         if self.dirty.metrics {
             let rows: Vec<ipc::MetricRow> = engine.metrics().iter().map(Into::into).collect();
-            batch.push((files::METRICS, json_bytes(&rows)?));
+            batch.push((files::METRICS, json(rows)));
         }
         if self.dirty.depth {
             let n = self.config.depth_levels;
@@ -513,10 +507,10 @@ impl Processor {
                 bids: side(&mut engine.book().bids()),
                 asks: side(&mut engine.book().asks()),
             };
-            batch.push((files::DEPTH, json_bytes(&depth)?));
+            batch.push((files::DEPTH, json(depth)));
         }
-        batch.push((files::STATUS, json_bytes(&self.status(state, message))?));
-        Ok(batch)
+        batch.push((files::STATUS, json(self.status(state, message))));
+        batch
     }
 
     /// Whether the data files still show more than this run has reached
@@ -584,15 +578,6 @@ impl Processor {
             message,
         }
     }
-}
-
-fn json_bytes<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, ProcessorError> {
-    serde_json::to_vec(value).map_err(|e| {
-        ProcessorError::Output(IpcError::Write {
-            path: PathBuf::from("(serialising)"),
-            source: std::io::Error::other(e),
-        })
-    })
 }
 
 /// The newest bar timestamp in the data files of `out`, if they parse.
