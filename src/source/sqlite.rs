@@ -28,9 +28,9 @@ use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::time::Duration;
 
 /// Rows per batch sent from a reader thread.
-const BATCH: usize = 128;
+const BATCH: usize = 256;
 /// Batches in flight per table.
-const IN_FLIGHT: usize = 4;
+const IN_FLIGHT: usize = 2;
 
 /// The SQL pragmas every capture connection runs: read-only, memory-mapped,
 /// sorts spilling to temp files.
