@@ -153,6 +153,7 @@ fn measure(cmd: &[String]) -> anyhow::Result<(f64, u64)> {
     let start = Instant::now();
     let mut child = std::process::Command::new(&cmd[0])
         .args(&cmd[1..])
+        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .with_context(|| format!("cannot start {}", cmd[0]))?;
