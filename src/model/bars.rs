@@ -35,7 +35,10 @@ impl TradeSide {
 }
 
 /// A candle of trade prices and the traded volume in one window.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Serialised (in the checkpoint) as `[ts, open, high, low, close, volume]`
+/// of raw fixed-point integers: a thousand of them are written at every
+/// flush.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OhlcBar {
     pub ts: i64,
     pub open: Fixed,
@@ -75,12 +78,75 @@ impl<T: Copy + PartialOrd> Candle<T> {
     }
 }
 
-/// OBI and CVD sampled after every row of one window.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+/// OBI and CVD sampled after every row of one window. Serialised (in the
+/// checkpoint) as `[ts, [obi o, h, l, c], [cvd o, h, l, c]]`.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MetricBar {
     pub ts: i64,
     pub obi: Candle<f64>,
     pub cvd: Candle<Fixed>,
+}
+
+impl Serialize for OhlcBar {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (
+            self.ts,
+            self.open,
+            self.high,
+            self.low,
+            self.close,
+            self.volume,
+        )
+            .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for OhlcBar {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<OhlcBar, D::Error> {
+        let (ts, open, high, low, close, volume) = Deserialize::deserialize(d)?;
+        Ok(OhlcBar {
+            ts,
+            open,
+            high,
+            low,
+            close,
+            volume,
+        })
+    }
+}
+
+impl Serialize for MetricBar {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (o, c) = (&self.obi, &self.cvd);
+        (
+            self.ts,
+            [o.open, o.high, o.low, o.close],
+            [c.open, c.high, c.low, c.close],
+        )
+            .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for MetricBar {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<MetricBar, D::Error> {
+        let (ts, [oo, oh, ol, oc], [co, ch, cl, cc]): (i64, [f64; 4], [Fixed; 4]) =
+            Deserialize::deserialize(d)?;
+        Ok(MetricBar {
+            ts,
+            obi: Candle {
+                open: oo,
+                high: oh,
+                low: ol,
+                close: oc,
+            },
+            cvd: Candle {
+                open: co,
+                high: ch,
+                low: cl,
+                close: cc,
+            },
+        })
+    }
 }
 
 impl Timestamped for OhlcBar {
@@ -346,6 +412,25 @@ mod tests {
         assert_eq!(m[1].cvd, Candle::new(f("0.25")));
         assert_eq!(e.counters().unknown_side_trades, 1);
         assert_eq!(e.counters().rows(), 5);
+    }
+
+    #[test]
+    fn the_engine_round_trips_through_json_exactly() {
+        let mut e = engine(1000);
+        e.apply_book(
+            5,
+            &[Level::new(f("100"), f("3"))],
+            &[Level::new(f("101"), f("7"))],
+        );
+        e.apply_trade(7, f("100.5"), f("0.123"), TradeSide::Sell);
+        e.apply_book(1005, &[Level::new(f("99.5"), f("0.3"))], &[]);
+        let text = serde_json::to_string(&e).unwrap();
+        assert!(
+            text.contains("[0,10050000000,"),
+            "bars are compact arrays: {text}"
+        );
+        let back: Engine = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, e);
     }
 
     #[test]
