@@ -76,9 +76,15 @@ pub fn spawn(
 ) -> Result<tokio::task::JoinHandle<()>, ViewerError> {
     let (tx, mut rx) = mpsc::unbounded_channel::<usize>();
     let dir = state.dir().to_path_buf();
-    let mut watcher = watch_dir(&dir, tx.clone())?;
+    // A directory that is not there (yet, or any more: it may be replaced
+    // between start-up and here) is watched once the poll sees it.
+    let mut watcher = match watch_dir(&dir, tx.clone()) {
+        Ok(w) => Some(w),
+        Err(_) if !dir.is_dir() => None,
+        Err(e) => return Err(e),
+    };
     let mut identity = dir_identity(&dir);
-    let mut rearm = false;
+    let mut rearm = watcher.is_none();
     Ok(tokio::spawn(async move {
         let mut poll = tokio::time::interval(POLL);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -106,7 +112,7 @@ pub fn spawn(
                     let now = dir_identity(&dir);
                     if now.is_some() && (rearm || now != identity) {
                         if let Ok(w) = watch_dir(&dir, tx.clone()) {
-                            watcher = w;
+                            watcher = Some(w);
                             identity = now;
                             rearm = false;
                             state.reload_all(true);
