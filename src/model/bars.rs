@@ -49,7 +49,7 @@ pub struct OhlcBar {
 }
 
 /// First, highest, lowest and last sample of a value in one window.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Candle<T> {
     pub open: T,
     pub high: T,

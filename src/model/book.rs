@@ -97,14 +97,6 @@ impl Book {
         self.bids.is_empty() && self.asks.is_empty()
     }
 
-    /// Number of levels on a side.
-    pub fn len(&self, side: Side) -> usize {
-        match side {
-            Side::Bid => self.bids.len(),
-            Side::Ask => self.asks.len(),
-        }
-    }
-
     pub fn best_bid(&self) -> Option<Level> {
         self.bids().next()
     }
@@ -121,14 +113,6 @@ impl Book {
     /// Asks, best (lowest) first.
     pub fn asks(&self) -> impl Iterator<Item = Level> + '_ {
         self.asks.iter().rev().map(|(p, s)| Level::new(*p, *s))
-    }
-
-    /// Levels of one side, best first.
-    pub fn side(&self, side: Side) -> Box<dyn Iterator<Item = Level> + '_> {
-        match side {
-            Side::Bid => Box::new(self.bids()),
-            Side::Ask => Box::new(self.asks()),
-        }
     }
 
     /// Summed raw size of the bids and of the asks, over the best `levels`

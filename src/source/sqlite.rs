@@ -435,13 +435,12 @@ pub enum StreamStop {
     Failed(SourceError),
 }
 
-/// Rows, the text buffer they point into, and how many rows of the table
-/// were read to get them (including those outside the window).
+/// Rows, with the text buffer (raw rows) or level buffer (parsed book
+/// rows) they point into.
 struct Batch<R> {
     rows: Vec<R>,
     text: Vec<u8>,
     levels: Vec<Level>,
-    scanned: u64,
 }
 
 impl<R> Batch<R> {
@@ -450,7 +449,6 @@ impl<R> Batch<R> {
             rows: Vec::with_capacity(BATCH),
             text: Vec::new(),
             levels: Vec::new(),
-            scanned: 0,
         }
     }
 }
@@ -467,8 +465,6 @@ pub struct TableStream<R: TableRow> {
     head: Option<R>,
     stop: Option<StreamStop>,
     ended: bool,
-    /// Rows read so far, including those outside the window.
-    scanned: u64,
     /// The level buffer of the current batch.
     levels: Vec<Level>,
 }
@@ -496,7 +492,6 @@ impl<R: TableRow> TableStream<R> {
             head: None,
             stop: None,
             ended: false,
-            scanned: 0,
         }
     }
 
@@ -529,11 +524,6 @@ impl<R: TableRow> TableStream<R> {
         &self.levels
     }
 
-    /// Rows read so far, including those outside the window.
-    pub fn scanned(&self) -> u64 {
-        self.scanned
-    }
-
     /// Fills `head`; `true` when nothing arrived within `timeout`.
     fn fill(&mut self, timeout: Duration) -> bool {
         loop {
@@ -549,7 +539,6 @@ impl<R: TableRow> TableStream<R> {
             }
             match self.rx.recv_timeout(timeout) {
                 Ok(Msg::Rows(batch)) => {
-                    self.scanned += batch.scanned;
                     self.buf = batch.rows.into_iter();
                     self.levels = batch.levels;
                 }
@@ -593,7 +582,6 @@ fn parse_batches<R: TableRow>(rx: Receiver<Msg<R::Raw>>, tx: SyncSender<Msg<R>>)
                     rows,
                     text: Vec::new(),
                     levels,
-                    scanned: raw.scanned,
                 })
             }
             Msg::Stop(stop) => Msg::Stop(stop),
@@ -651,12 +639,10 @@ fn stream_rows<R: TableRow>(
         let text_len = batch.text.len();
         let r = R::read(row, prev_ts, &mut batch.text).map_err(fail)?;
         let pos = R::raw_pos(&r);
-        batch.scanned += 1;
         if spec.order == Order::Id {
             if pos.ts < prev_ts {
-                batch.scanned -= 1;
                 batch.text.truncate(text_len);
-                if !batch.rows.is_empty() || batch.scanned > 0 {
+                if !batch.rows.is_empty() {
                     let _ = tx.send(Msg::Rows(batch));
                 }
                 return Err(StreamStop::Disorder {
@@ -679,7 +665,7 @@ fn stream_rows<R: TableRow>(
             }
         }
     }
-    if !batch.rows.is_empty() || batch.scanned > 0 {
+    if !batch.rows.is_empty() {
         let _ = tx.send(Msg::Rows(batch));
     }
     Ok(())
