@@ -31,6 +31,32 @@ pub fn json<T: serde::Serialize + Send + 'static>(value: T) -> Content {
     Box::new(move |w| serde_json::to_writer(w, &value).map_err(std::io::Error::other))
 }
 
+/// The content of a file: `value`, shared with other files of the flush,
+/// as JSON.
+pub fn json_shared<T: serde::Serialize + Send + Sync + 'static>(value: Arc<T>) -> Content {
+    Box::new(move |w| serde_json::to_writer(w, &*value).map_err(std::io::Error::other))
+}
+
+/// Writes what `rows` yields as a JSON array, serialising each row as it
+/// is produced (no converted copy of a thousand bars is ever held).
+pub fn write_rows<I>(w: &mut dyn Write, rows: I) -> std::io::Result<()>
+where
+    I: Iterator,
+    I::Item: serde::Serialize,
+{
+    struct Rows<I>(std::cell::Cell<Option<I>>);
+    impl<I> serde::Serialize for Rows<I>
+    where
+        I: Iterator,
+        I::Item: serde::Serialize,
+    {
+        fn serialize<Z: serde::Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
+            serializer.collect_seq(self.0.take().into_iter().flatten())
+        }
+    }
+    serde_json::to_writer(w, &Rows(std::cell::Cell::new(Some(rows)))).map_err(std::io::Error::other)
+}
+
 /// Hands batches to the writer thread.
 pub struct Flusher {
     tx: Option<SyncSender<Batch>>,

@@ -26,11 +26,13 @@ use crate::source::{
     TableStream, TradeRow,
 };
 use checkpoint::{Checkpoint, Cursor, Fingerprint, Table};
-use flusher::{json, Batch, Flusher};
+use flusher::{json, json_shared, write_rows, Batch, Flusher};
 use progress::{market_time, Progress};
 use std::collections::BTreeSet;
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Status is refreshed at least this often, whatever `--flush-ms` is.
@@ -480,21 +482,31 @@ impl Processor {
     /// state, in the order they must reach the disk.
     fn batch(&self, state: RunState, message: Option<String>) -> Batch {
         let mut batch = Batch::new();
-        if self.config.checkpoint {
-            batch.push((files::CHECKPOINT, json(self.st.clone())));
+        let holding = self.holding() && state != RunState::Finished;
+        let bars = !holding && (self.dirty.ohlc || self.dirty.metrics);
+        // One copy of the state for every file that needs it.
+        let snapshot = (self.config.checkpoint || bars).then(|| Arc::new(self.st.clone()));
+        if let (true, Some(st)) = (self.config.checkpoint, &snapshot) {
+            batch.push((files::CHECKPOINT, json_shared(st.clone())));
         }
         let engine = &self.st.engine;
-        if self.holding() && state != RunState::Finished {
+        if holding {
             batch.push((files::STATUS, json(self.status(state, message))));
             return batch;
         }
-        if self.dirty.ohlc {
-            let rows: Vec<ipc::OhlcRow> = engine.ohlc().iter().map(Into::into).collect();
-            batch.push((files::OHLC, json(rows)));
+        if let (true, Some(st)) = (self.dirty.ohlc, &snapshot) {
+            let st = st.clone();
+            let rows = move |w: &mut dyn Write| {
+                write_rows(w, st.engine.ohlc().iter().map(ipc::OhlcRow::from))
+            };
+            batch.push((files::OHLC, Box::new(rows)));
         }
-        if self.dirty.metrics {
-            let rows: Vec<ipc::MetricRow> = engine.metrics().iter().map(Into::into).collect();
-            batch.push((files::METRICS, json(rows)));
+        if let (true, Some(st)) = (self.dirty.metrics, &snapshot) {
+            let st = st.clone();
+            let rows = move |w: &mut dyn Write| {
+                write_rows(w, st.engine.metrics().iter().map(ipc::MetricRow::from))
+            };
+            batch.push((files::METRICS, Box::new(rows)));
         }
         if self.dirty.depth {
             let n = self.config.depth_levels;

@@ -4,7 +4,9 @@
 //! long-running statement and sends raw rows in batches over a bounded
 //! channel to a second thread that parses them: reading, level parsing and
 //! the processor's book updates run side by side, and memory is bounded by
-//! the channels, not the table.
+//! the channels, not the table. Emptied batches travel back up the
+//! pipeline and are refilled, so once it is primed nothing is allocated
+//! per row or per batch: memory stays flat however long the replay.
 //!
 //! Tables are read in `id` order (the rowid, so no sort and no index is
 //! needed) and the reader checks that timestamps never go backwards. If
@@ -23,6 +25,7 @@ use crate::model::{Fixed, Level, TradeSide};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::time::Duration;
@@ -31,6 +34,8 @@ use std::time::Duration;
 const BATCH: usize = 256;
 /// Batches in flight per table.
 const IN_FLIGHT: usize = 2;
+/// Emptied batches kept for reuse per stage.
+const SPARE: usize = IN_FLIGHT + 2;
 
 /// The SQL pragmas every capture connection runs: read-only, memory-mapped,
 /// sorts spilling to temp files.
@@ -438,18 +443,29 @@ pub enum StreamStop {
 /// Rows, with the text buffer (raw rows) or level buffer (parsed book
 /// rows) they point into.
 struct Batch<R> {
-    rows: Vec<R>,
+    rows: VecDeque<R>,
     text: Vec<u8>,
     levels: Vec<Level>,
 }
 
 impl<R> Batch<R> {
-    fn new() -> Batch<R> {
-        Batch {
-            rows: Vec::with_capacity(BATCH),
+    /// An emptied batch from `spares` (keeping its capacity), or a new one
+    /// while the pipeline is still filling up.
+    fn reuse(spares: &Receiver<Batch<R>>) -> Batch<R> {
+        spares.try_recv().unwrap_or_else(|_| Batch {
+            rows: VecDeque::with_capacity(BATCH),
             text: Vec::new(),
             levels: Vec::new(),
-        }
+        })
+    }
+
+    /// Empties the batch and hands it back up the pipeline (dropped when
+    /// enough spares are waiting or the stage above has gone).
+    fn recycle(mut self, spares: &SyncSender<Batch<R>>) {
+        self.rows.clear();
+        self.text.clear();
+        self.levels.clear();
+        let _ = spares.try_send(self);
     }
 }
 
@@ -461,12 +477,13 @@ enum Msg<R> {
 /// A table being read by its thread, consumed row by row.
 pub struct TableStream<R: TableRow> {
     rx: Receiver<Msg<R>>,
-    buf: std::vec::IntoIter<R>,
+    /// The batch being taken, with the level buffer its rows point into.
+    current: Batch<R>,
+    /// Where taken batches go back to the parser.
+    spares: SyncSender<Batch<R>>,
     head: Option<R>,
     stop: Option<StreamStop>,
     ended: bool,
-    /// The level buffer of the current batch.
-    levels: Vec<Level>,
 }
 
 impl<R: TableRow> TableStream<R> {
@@ -474,21 +491,33 @@ impl<R: TableRow> TableStream<R> {
     pub fn start(spec: StreamSpec) -> TableStream<R> {
         let (tx, rx) = sync_channel::<Msg<R>>(IN_FLIGHT);
         let (raw_tx, raw_rx) = sync_channel::<Msg<R::Raw>>(IN_FLIGHT);
+        let (spares, parsed_spares) = sync_channel::<Batch<R>>(SPARE);
+        let (raw_spares_tx, raw_spares) = sync_channel::<Batch<R::Raw>>(SPARE);
+        let parse = Parse {
+            rx: raw_rx,
+            tx,
+            spares: parsed_spares,
+            raw_spares: raw_spares_tx,
+        };
         let spawned = std::thread::Builder::new()
             .name(format!("read-{}", R::TABLE))
-            .spawn(move || read_table::<R>(spec, raw_tx))
+            .spawn(move || read_table::<R>(spec, raw_tx, raw_spares))
             .and_then(|_| {
                 std::thread::Builder::new()
                     .name(format!("parse-{}", R::TABLE))
-                    .spawn(move || parse_batches::<R>(raw_rx, tx))
+                    .spawn(move || parse.run())
             });
         if let Err(e) = spawned {
             eprintln!("cannot start the {} reader: {e}", R::TABLE);
         }
         TableStream {
             rx,
-            buf: Vec::new().into_iter(),
-            levels: Vec::new(),
+            current: Batch {
+                rows: VecDeque::new(),
+                text: Vec::new(),
+                levels: Vec::new(),
+            },
+            spares,
             head: None,
             stop: None,
             ended: false,
@@ -521,7 +550,7 @@ impl<R: TableRow> TableStream<R> {
 
     /// The level buffer of the rows being taken (see [`Levels::sides`]).
     pub fn levels(&self) -> &[Level] {
-        &self.levels
+        &self.current.levels
     }
 
     /// Fills `head`; `true` when nothing arrived within `timeout`.
@@ -530,7 +559,7 @@ impl<R: TableRow> TableStream<R> {
             if self.head.is_some() {
                 return false;
             }
-            if let Some(r) = self.buf.next() {
+            if let Some(r) = self.current.rows.pop_front() {
                 self.head = Some(r);
                 return false;
             }
@@ -539,8 +568,7 @@ impl<R: TableRow> TableStream<R> {
             }
             match self.rx.recv_timeout(timeout) {
                 Ok(Msg::Rows(batch)) => {
-                    self.buf = batch.rows.into_iter();
-                    self.levels = batch.levels;
+                    std::mem::replace(&mut self.current, batch).recycle(&self.spares);
                 }
                 Ok(Msg::Stop(stop)) => {
                     self.stop = Some(stop);
@@ -566,34 +594,46 @@ pub enum Next {
     Stopped,
 }
 
-/// The middle stage: parses raw batches.
-fn parse_batches<R: TableRow>(rx: Receiver<Msg<R::Raw>>, tx: SyncSender<Msg<R>>) {
-    for msg in rx {
-        let out = match msg {
-            Msg::Rows(raw) => {
-                let text = &raw.text;
-                let mut levels = Vec::with_capacity(text.len() / 24);
-                let rows = raw
-                    .rows
-                    .into_iter()
-                    .map(|r| R::parse(r, text, &mut levels))
-                    .collect();
-                Msg::Rows(Batch {
-                    rows,
-                    text: Vec::new(),
-                    levels,
-                })
+/// The middle stage: parses raw batches into batches taken from
+/// `spares`, and sends the raw ones back to the reader.
+struct Parse<R: TableRow> {
+    rx: Receiver<Msg<R::Raw>>,
+    tx: SyncSender<Msg<R>>,
+    spares: Receiver<Batch<R>>,
+    raw_spares: SyncSender<Batch<R::Raw>>,
+}
+
+impl<R: TableRow> Parse<R> {
+    fn run(self) {
+        for msg in &self.rx {
+            let out = match msg {
+                Msg::Rows(mut raw) => {
+                    let mut out = Batch::reuse(&self.spares);
+                    out.levels.reserve(raw.text.len() / 24);
+                    let text = &raw.text;
+                    out.rows.extend(
+                        raw.rows
+                            .drain(..)
+                            .map(|r| R::parse(r, text, &mut out.levels)),
+                    );
+                    raw.recycle(&self.raw_spares);
+                    Msg::Rows(out)
+                }
+                Msg::Stop(stop) => Msg::Stop(stop),
+            };
+            if self.tx.send(out).is_err() {
+                return;
             }
-            Msg::Stop(stop) => Msg::Stop(stop),
-        };
-        if tx.send(out).is_err() {
-            return;
         }
     }
 }
 
-fn read_table<R: TableRow>(spec: StreamSpec, tx: SyncSender<Msg<R::Raw>>) {
-    if let Err(e) = stream_rows::<R>(&spec, &tx) {
+fn read_table<R: TableRow>(
+    spec: StreamSpec,
+    tx: SyncSender<Msg<R::Raw>>,
+    spares: Receiver<Batch<R::Raw>>,
+) {
+    if let Err(e) = stream_rows::<R>(&spec, &tx, &spares) {
         let _ = tx.send(Msg::Stop(e));
     }
 }
@@ -601,6 +641,7 @@ fn read_table<R: TableRow>(spec: StreamSpec, tx: SyncSender<Msg<R::Raw>>) {
 fn stream_rows<R: TableRow>(
     spec: &StreamSpec,
     tx: &SyncSender<Msg<R::Raw>>,
+    spares: &Receiver<Batch<R::Raw>>,
 ) -> Result<(), StreamStop> {
     let path = &spec.path;
     let fail = |e: rusqlite::Error| StreamStop::Failed(SourceError::sqlite(path, e));
@@ -629,7 +670,7 @@ fn stream_rows<R: TableRow>(
         Order::Time => stmt.query([after.id, lo, hi, after.ts]),
     }
     .map_err(fail)?;
-    let mut batch = Batch::new();
+    let mut batch = Batch::reuse(spares);
     let mut prev_ts = if spec.after.is_some() {
         after.ts
     } else {
@@ -657,9 +698,9 @@ fn stream_rows<R: TableRow>(
                 continue;
             }
         }
-        batch.rows.push(r);
+        batch.rows.push_back(r);
         if batch.rows.len() == BATCH {
-            let full = std::mem::replace(&mut batch, Batch::new());
+            let full = std::mem::replace(&mut batch, Batch::reuse(spares));
             if tx.send(Msg::Rows(full)).is_err() {
                 return Ok(());
             }
