@@ -134,6 +134,85 @@ mod fast {
     }
 
     pub(super) fn levels(b: &[u8], out: &mut Vec<Level>) -> Option<()> {
+        let start = out.len();
+        if quoted(b, out).is_some() {
+            return Some(());
+        }
+        out.truncate(start);
+        any_fields(b, out)
+    }
+
+    /// The exact shape of OKX's own text, `[["p", "s", "…", …], …]`, with
+    /// or without a space after each comma: fixed punctuation is matched
+    /// a few bytes at a time instead of byte by byte with whitespace
+    /// skipped everywhere. About a third faster than [`any_fields`] on
+    /// such text; anything else gives `None` at once.
+    fn quoted(b: &[u8], out: &mut Vec<Level>) -> Option<()> {
+        /// Skips `,` or `, ` and then needs a `"`.
+        #[inline(always)]
+        fn next_field(b: &[u8], i: &mut usize) -> Option<()> {
+            if *b.get(*i)? != b',' {
+                return None;
+            }
+            *i += if b.get(*i + 1) == Some(&b' ') { 2 } else { 1 };
+            if *b.get(*i)? != b'"' {
+                return None;
+            }
+            *i += 1;
+            Some(())
+        }
+        /// An unsigned plain decimal, then its closing `"`.
+        #[inline(always)]
+        fn quoted_number(b: &[u8], i: &mut usize) -> Option<Fixed> {
+            let int = digit_run(b, i);
+            let mut frac = (0, 0);
+            if b.get(*i) == Some(&b'.') {
+                *i += 1;
+                frac = digit_run(b, i);
+            }
+            if *b.get(*i)? != b'"' {
+                return None;
+            }
+            *i += 1;
+            Fixed::from_decimal_parts(false, int, frac)
+        }
+        if b == b"[]" {
+            return Some(());
+        }
+        let mut i = 1;
+        if *b.first()? != b'[' {
+            return None;
+        }
+        loop {
+            if b.get(i..i + 2)? != b"[\"" {
+                return None;
+            }
+            i += 2;
+            let price = quoted_number(b, &mut i)?;
+            next_field(b, &mut i)?;
+            let size = quoted_number(b, &mut i)?;
+            // Further fields: quoted, without escapes, ignored.
+            while *b.get(i)? != b']' {
+                next_field(b, &mut i)?;
+                let len = b.get(i..)?.iter().position(|&c| c == b'"' || c == b'\\')?;
+                i += len;
+                if b[i] != b'"' {
+                    return None;
+                }
+                i += 1;
+            }
+            i += 1;
+            out.push(Level::new(price, size));
+            match *b.get(i)? {
+                b']' => return (i + 1 == b.len()).then_some(()),
+                b',' => i += if b.get(i + 1) == Some(&b' ') { 2 } else { 1 },
+                _ => return None,
+            }
+        }
+    }
+
+    /// Any fields, numbers quoted or not, any whitespace.
+    fn any_fields(b: &[u8], out: &mut Vec<Level>) -> Option<()> {
         let mut i = 0;
         ws(b, &mut i);
         if *b.get(i)? != b'[' {
