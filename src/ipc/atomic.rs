@@ -27,34 +27,81 @@ pub fn write_atomic_with(
     name: &str,
     write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<(), IpcError> {
+    prepare(dir, name, write)?.commit()
+}
+
+/// The first half of an atomic replace: writes a temp file beside
+/// `dir/name` with what `write` writes, and flushes it to the kernel. The
+/// slow half (fsync, rename, fsync of the directory) is
+/// [`Pending::commit`], which another thread may run.
+pub fn prepare(
+    dir: &Path,
+    name: &str,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<Pending, IpcError> {
     let target = dir.join(name);
     let n = SEQ.fetch_add(1, Ordering::Relaxed);
     let tmp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
-    let result = write_then_rename(&tmp, &target, write);
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+    let written = (|| {
+        let mut file = std::io::BufWriter::with_capacity(64 * 1024, File::create(&tmp)?);
+        write(&mut file)?;
+        file.into_inner().map_err(|e| e.into_error())
+    })();
+    match written {
+        Ok(file) => Ok(Pending {
+            tmp,
+            target,
+            file: Some(file),
+        }),
+        Err(source) => {
+            let _ = fs::remove_file(&tmp);
+            Err(IpcError::Write {
+                path: target,
+                source,
+            })
+        }
     }
-    result.map_err(|source| IpcError::Write {
-        path: target,
-        source,
-    })?;
-    sync_dir(dir).map_err(|source| IpcError::Write {
-        path: dir.to_path_buf(),
-        source,
-    })
 }
 
-fn write_then_rename(
-    tmp: &Path,
-    target: &Path,
-    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
-) -> std::io::Result<()> {
-    let mut file = std::io::BufWriter::with_capacity(64 * 1024, File::create(tmp)?);
-    write(&mut file)?;
-    let file = file.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
-    drop(file);
-    fs::rename(tmp, target)
+/// A temp file written by [`prepare`], not yet in place. Dropped without
+/// [`Pending::commit`], it is removed and the target is left as it was.
+#[derive(Debug)]
+pub struct Pending {
+    tmp: PathBuf,
+    target: PathBuf,
+    /// `None` once committed.
+    file: Option<File>,
+}
+
+impl Pending {
+    /// Fsyncs the temp file, renames it over the target and fsyncs the
+    /// directory.
+    pub fn commit(mut self) -> Result<(), IpcError> {
+        let fail = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| IpcError::Write { path, source }
+        };
+        if let Some(file) = self.file.take() {
+            let moved = file.sync_all().and_then(|()| {
+                drop(file);
+                fs::rename(&self.tmp, &self.target)
+            });
+            if let Err(e) = moved {
+                let _ = fs::remove_file(&self.tmp);
+                return Err(fail(&self.target)(e));
+            }
+        }
+        let dir = self.target.parent().unwrap_or(Path::new("."));
+        sync_dir(dir).map_err(fail(dir))
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if self.file.is_some() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -114,6 +161,41 @@ fn process_alive(pid: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_prepared_file_is_invisible_until_committed_and_gone_if_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        write_atomic(dir.path(), "a.json", b"[1]").unwrap();
+        let pending = prepare(dir.path(), "a.json", |w| w.write_all(b"[1,2]")).unwrap();
+        assert_eq!(fs::read(dir.path().join("a.json")).unwrap(), b"[1]");
+        pending.commit().unwrap();
+        assert_eq!(fs::read(dir.path().join("a.json")).unwrap(), b"[1,2]");
+        assert_eq!(names(dir.path()), ["a.json"]);
+
+        let dropped = prepare(dir.path(), "a.json", |w| w.write_all(b"[3]")).unwrap();
+        assert_eq!(
+            names(dir.path()).len(),
+            2,
+            "the temp file exists while pending"
+        );
+        drop(dropped);
+        assert_eq!(fs::read(dir.path().join("a.json")).unwrap(), b"[1,2]");
+        assert_eq!(names(dir.path()), ["a.json"]);
+
+        let failed = prepare(dir.path(), "a.json", |_| Err(std::io::Error::other("no")));
+        assert!(matches!(failed, Err(IpcError::Write { .. })));
+        assert_eq!(names(dir.path()), ["a.json"]);
+    }
 
     #[test]
     fn writes_replace_and_leave_no_temp() {

@@ -26,13 +26,11 @@ use crate::source::{
     TableStream, TradeRow,
 };
 use checkpoint::{Checkpoint, Cursor, Fingerprint, Table};
-use flusher::{json, json_shared, write_rows, Batch, Flusher};
+use flusher::{json, write_rows, Batch, Flusher};
 use progress::{market_time, Progress};
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Status is refreshed at least this often, whatever `--flush-ms` is.
@@ -245,7 +243,9 @@ impl Processor {
             }
             Err(e) => {
                 let status = self.status(RunState::Failed, Some(e.to_string()));
-                let _ = self.flusher.finish(vec![(files::STATUS, json(status))]);
+                if let Ok(written) = self.flusher.write(vec![(files::STATUS, json(status))]) {
+                    let _ = self.flusher.finish(written);
+                }
                 Err(e)
             }
         }
@@ -472,41 +472,31 @@ impl Processor {
         state: RunState,
         message: Option<String>,
     ) -> Result<(), ProcessorError> {
-        let batch = self.batch(state, message);
-        self.flusher.finish(batch)?;
+        let written = self.flusher.write(self.batch(state, message))?;
+        self.flusher.finish(written)?;
         self.flushed();
         Ok(())
     }
 
     /// Checkpoint, changed data files and status, serialised from the same
     /// state, in the order they must reach the disk.
-    fn batch(&self, state: RunState, message: Option<String>) -> Batch {
+    fn batch(&self, state: RunState, message: Option<String>) -> Batch<'_> {
         let mut batch = Batch::new();
-        let holding = self.holding() && state != RunState::Finished;
-        let bars = !holding && (self.dirty.ohlc || self.dirty.metrics);
-        // One copy of the state for every file that needs it.
-        let snapshot = (self.config.checkpoint || bars).then(|| Arc::new(self.st.clone()));
-        if let (true, Some(st)) = (self.config.checkpoint, &snapshot) {
-            batch.push((files::CHECKPOINT, json_shared(st.clone())));
+        if self.config.checkpoint {
+            batch.push((files::CHECKPOINT, json(&self.st)));
         }
         let engine = &self.st.engine;
-        if holding {
+        if self.holding() && state != RunState::Finished {
             batch.push((files::STATUS, json(self.status(state, message))));
             return batch;
         }
-        if let (true, Some(st)) = (self.dirty.ohlc, &snapshot) {
-            let st = st.clone();
-            let rows = move |w: &mut dyn Write| {
-                write_rows(w, st.engine.ohlc().iter().map(ipc::OhlcRow::from))
-            };
-            batch.push((files::OHLC, Box::new(rows)));
+        if self.dirty.ohlc {
+            let rows = engine.ohlc().iter().map(ipc::OhlcRow::from);
+            batch.push((files::OHLC, Box::new(move |w| write_rows(w, rows))));
         }
-        if let (true, Some(st)) = (self.dirty.metrics, &snapshot) {
-            let st = st.clone();
-            let rows = move |w: &mut dyn Write| {
-                write_rows(w, st.engine.metrics().iter().map(ipc::MetricRow::from))
-            };
-            batch.push((files::METRICS, Box::new(rows)));
+        if self.dirty.metrics {
+            let rows = engine.metrics().iter().map(ipc::MetricRow::from);
+            batch.push((files::METRICS, Box::new(move |w| write_rows(w, rows))));
         }
         if self.dirty.depth {
             let n = self.config.depth_levels;
