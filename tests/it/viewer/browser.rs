@@ -104,102 +104,13 @@ fn settle(b: &Browser, addr: SocketAddr) {
     }
 }
 
-/// Hovers over the bar starting at `ts` and checks the readout against
-/// the rows in the files.
+/// Hovers over the bar starting at `ts` once the page has settled, checks
+/// the readout against the rows in the files, and that moving the
+/// crosshair did not redraw the chart.
 fn check_hover(b: &Browser, addr: SocketAddr, dir: &Path, ts: i64) {
-    let ohlc: Vec<OhlcRow> = ipc::read_json(&dir.join(files::OHLC)).unwrap();
-    let metrics: Vec<MetricRow> = ipc::read_json(&dir.join(files::METRICS)).unwrap();
-    let row = ohlc.iter().find(|r| r.ts == ts).expect("bar in file");
-    let m = metrics.iter().find(|r| r.ts == ts).expect("metric in file");
     settle(b, addr);
     let draws_before = b.state()["draws"].as_u64().unwrap();
-    let x = b
-        .exec("return window.orderflowBarX(arguments[0]);", json!([ts]))
-        .as_f64()
-        .unwrap();
-    let y = b
-        .exec("return window.orderflowPriceY();", json!([]))
-        .as_f64()
-        .unwrap();
-    b.move_mouse(x, y);
-    let s = b.wait_state("hover on the bar", T, |s| {
-        s["hover"]["ts"].as_i64() == Some(ts)
-    });
-    let shown: Vec<f64> = s["hover"]["ohlc"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect();
-    assert_eq!(
-        shown,
-        [
-            row.ts as f64,
-            row.open,
-            row.high,
-            row.low,
-            row.close,
-            row.volume
-        ]
-    );
-    let shown_m: Vec<f64> = s["hover"]["metrics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect();
-    let cvd = m.cvd.unwrap();
-    assert_eq!(
-        shown_m,
-        [
-            m.ts as f64,
-            m.obi[0],
-            m.obi[1],
-            m.obi[2],
-            m.obi[3],
-            cvd[0],
-            cvd[1],
-            cvd[2],
-            cvd[3]
-        ]
-    );
-    let text = b
-        .exec(
-            "return document.getElementById('readout').textContent;",
-            json!([]),
-        )
-        .as_str()
-        .unwrap()
-        .to_string();
-    let fmt = |v: f64| {
-        b.exec(
-            "return window.orderflowFormat.obi(arguments[0]);",
-            json!([v]),
-        )
-        .as_str()
-        .unwrap()
-        .to_string()
-    };
-    let date = b.exec(
-        "return new Date(arguments[0]).toISOString().slice(0,19).replace('T',' ');",
-        json!([ts]),
-    );
-    let expected = [
-        format!("{} UTC", date.as_str().unwrap()),
-        format!("O {}", row.open),
-        format!("H {}", row.high),
-        format!("L {}", row.low),
-        format!("C {}", row.close),
-        format!("V {}", row.volume),
-        format!("o {}", fmt(m.obi[0])),
-        format!("h {}", fmt(m.obi[1])),
-        format!("l {}", fmt(m.obi[2])),
-        format!("c {}", fmt(m.obi[3])),
-        format!("CVD {}", fmt(cvd[3])),
-    ];
-    for e in &expected {
-        assert!(text.contains(e.as_str()), "readout {text:?} lacks {e:?}");
-    }
+    check_hover_values(b, dir, ts);
     assert_eq!(
         b.state()["draws"].as_u64().unwrap(),
         draws_before,
@@ -386,13 +297,33 @@ fn check_hover_values(b: &Browser, dir: &Path, ts: i64) {
         .as_str()
         .unwrap()
         .to_string();
-    for e in [
+    let fmt = |v: f64| {
+        b.exec(
+            "return window.orderflowFormat.obi(arguments[0]);",
+            json!([v]),
+        )
+        .as_str()
+        .unwrap()
+        .to_string()
+    };
+    let date = b.exec(
+        "return new Date(arguments[0]).toISOString().slice(0,19).replace('T',' ');",
+        json!([ts]),
+    );
+    let expected = [
+        format!("{} UTC", date.as_str().unwrap()),
         format!("O {}", row.open),
         format!("H {}", row.high),
         format!("L {}", row.low),
         format!("C {}", row.close),
         format!("V {}", row.volume),
-    ] {
+        format!("o {}", fmt(m.obi[0])),
+        format!("h {}", fmt(m.obi[1])),
+        format!("l {}", fmt(m.obi[2])),
+        format!("c {}", fmt(m.obi[3])),
+        format!("CVD {}", fmt(cvd[3])),
+    ];
+    for e in &expected {
         assert!(text.contains(e.as_str()), "readout {text:?} lacks {e:?}");
     }
 }
