@@ -5,6 +5,7 @@
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
+use orderflow::processor;
 use orderflow::supervise::{self, demo, launch};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -37,85 +38,15 @@ enum Command {
 
 #[derive(Args, Debug)]
 struct RunArgs {
-    /// Instrument, as in the capture file names (e.g. BTC-USDT).
-    #[arg(value_name = "INSTRUMENT")]
-    instrument: String,
-    /// First UTC day to replay.
-    #[arg(value_name = "START_DATE", value_parser = parse_date)]
-    start_date: String,
-    /// Last UTC day to replay (inclusive).
-    #[arg(value_name = "END_DATE", value_parser = parse_date)]
-    end_date: String,
+    /// What to replay: the processor's own options, with its defaults.
     #[command(flatten)]
-    processor: ProcessorArgs,
-    #[command(flatten)]
-    common: CommonArgs,
-}
-
-#[derive(Args, Debug)]
-#[command(next_help_heading = "Processor")]
-struct ProcessorArgs {
-    /// Bar length in seconds.
-    #[arg(long, value_name = "N")]
-    window_seconds: Option<u64>,
-    /// Where to look for capture files (searched recursively).
-    #[arg(long, value_name = "DIR")]
-    data_root: Option<PathBuf>,
-    /// Read these capture files instead of searching the data root.
-    #[arg(long, value_name = "FILE", num_args = 1..)]
-    db: Vec<PathBuf>,
-    /// Levels per side in depth_data.json.
-    #[arg(long, value_name = "N")]
-    depth_levels: Option<u32>,
-    /// Bars kept in the rolling window.
-    #[arg(long, value_name = "N")]
-    max_bars: Option<u32>,
-    /// Replay speed: `max`, or X times market time.
-    #[arg(long, value_name = "max|X")]
-    speed: Option<String>,
-    /// Best levels per side counted in the OBI (all when absent).
-    #[arg(long, value_name = "N")]
-    obi_levels: Option<u32>,
-    /// Minimum time between rewrites of the output files, ms.
-    #[arg(long, value_name = "MS")]
-    flush_ms: Option<u64>,
+    job: processor::Job,
     /// Start over, ignoring a checkpoint in OUT (first start only; a
     /// restart after a crash always resumes).
-    #[arg(long)]
+    #[arg(long, help_heading = "Replay")]
     fresh: bool,
-}
-
-impl ProcessorArgs {
-    fn to_args(&self) -> Vec<OsString> {
-        let mut args: Vec<OsString> = Vec::new();
-        let mut opt = |name: &str, value: Option<OsString>| {
-            if let Some(v) = value {
-                args.push(name.into());
-                args.push(v);
-            }
-        };
-        opt(
-            "--window-seconds",
-            self.window_seconds.map(|v| v.to_string().into()),
-        );
-        opt("--data-root", self.data_root.clone().map(Into::into));
-        opt(
-            "--depth-levels",
-            self.depth_levels.map(|v| v.to_string().into()),
-        );
-        opt("--max-bars", self.max_bars.map(|v| v.to_string().into()));
-        opt("--speed", self.speed.clone().map(Into::into));
-        opt(
-            "--obi-levels",
-            self.obi_levels.map(|v| v.to_string().into()),
-        );
-        opt("--flush-ms", self.flush_ms.map(|v| v.to_string().into()));
-        if !self.db.is_empty() {
-            args.push("--db".into());
-            args.extend(self.db.iter().map(|p| p.clone().into_os_string()));
-        }
-        args
-    }
+    #[command(flatten)]
+    common: CommonArgs,
 }
 
 #[derive(Args, Debug)]
@@ -178,12 +109,6 @@ struct DemoArgs {
     common: CommonArgs,
 }
 
-fn parse_date(s: &str) -> Result<String, String> {
-    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .map(|d| d.format("%Y-%m-%d").to_string())
-        .map_err(|_| format!("`{s}` is not a date like 2025-01-31"))
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -198,18 +123,13 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<u8> {
     let launch = match cli.command {
         Command::Run(args) => {
-            let mut processor_args: Vec<OsString> = vec![
-                args.instrument.into(),
-                args.start_date.into(),
-                args.end_date.into(),
-            ];
-            processor_args.extend(args.processor.to_args());
-            let first = if args.processor.fresh {
+            check(&args.job, &args.common)?;
+            let first = if args.fresh {
                 vec!["--fresh".into()]
             } else {
                 Vec::new()
             };
-            to_launch(processor_args, first, args.common)?
+            to_launch(args.job.to_argv(), first, args.common)?
         }
         Command::Demo(args) => {
             anyhow::ensure!(
@@ -225,8 +145,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 return Ok(0);
             }
             let day = demo::day_arg();
-            let processor_args: Vec<OsString> = vec![
-                demo::INSTRUMENT.into(),
+            let job = processor::Job::from_argv([
+                OsString::from(demo::INSTRUMENT),
                 day.clone().into(),
                 day.into(),
                 "--window-seconds".into(),
@@ -235,10 +155,12 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 args.speed.into(),
                 "--db".into(),
                 db.into_os_string(),
-            ];
+            ])
+            .context("demo replay options")?;
+            check(&job, &args.common)?;
             // Replay from the start each time the demo is launched, so the
             // candles are seen forming.
-            to_launch(processor_args, vec!["--fresh".into()], args.common)?
+            to_launch(job.to_argv(), vec!["--fresh".into()], args.common)?
         }
     };
     let config = launch.config();
@@ -256,6 +178,19 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             .with_context(|| format!("supervisor on {}", launch.out.display()))
     })?;
     Ok(u8::try_from(outcome.exit_code()).unwrap_or(1))
+}
+
+/// Refuses a job the processor would refuse, before any child starts
+/// (a bad argument would otherwise only show as a crash loop).
+fn check(job: &processor::Job, common: &CommonArgs) -> anyhow::Result<()> {
+    processor::Args {
+        job: job.clone(),
+        out: common.out.clone(),
+        fresh: false,
+        no_checkpoint: false,
+    }
+    .validate()?;
+    Ok(())
 }
 
 fn to_launch(
@@ -301,6 +236,8 @@ mod tests {
             "10",
             "--speed",
             "max",
+            "--data-root",
+            "/captures",
             "--db",
             "a.db",
             "b.db",
@@ -313,16 +250,28 @@ mod tests {
             panic!("not run")
         };
         let text: Vec<String> = args
-            .processor
-            .to_args()
+            .job
+            .to_argv()
             .iter()
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
+        // Every option spelled out, the processor's defaults included.
         assert_eq!(
             text,
             [
+                "BTC-USDT",
+                "2025-01-01",
+                "2025-01-02",
                 "--window-seconds",
                 "10",
+                "--max-bars",
+                "1000",
+                "--depth-levels",
+                "50",
+                "--data-root",
+                "/captures",
+                "--flush-ms",
+                "100",
                 "--speed",
                 "max",
                 "--db",
@@ -330,11 +279,18 @@ mod tests {
                 "b.db"
             ]
         );
-        assert!(args.processor.fresh);
+        assert!(args.fresh);
         assert_eq!(args.common.port, 9000);
-        assert!(
-            Cli::try_parse_from(["orderflow", "run", "X", "2025-13-01", "2025-01-02"]).is_err()
-        );
+        assert!(check(&args.job, &args.common).is_ok());
+        // A job the processor would refuse is refused before launch, with
+        // the processor's own message.
+        let bad =
+            Cli::try_parse_from(["orderflow", "run", "X", "2025-01-02", "2025-01-01"]).unwrap();
+        let Command::Run(bad) = bad.command else {
+            panic!("not run")
+        };
+        let err = check(&bad.job, &bad.common).unwrap_err().to_string();
+        assert_eq!(err, "END_DATE 2025-01-01 is before START_DATE 2025-01-02");
         // The supervisor must know the port to probe it.
         assert!(Cli::try_parse_from(["orderflow", "demo", "--port", "0"]).is_err());
     }

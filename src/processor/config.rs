@@ -6,12 +6,16 @@
 
 use chrono::NaiveDate;
 use clap::Args as ClapArgs;
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Options shared by `orderflow-processor` and `orderflow run`.
+/// What to replay and how: the options `orderflow-processor` and
+/// `orderflow run` share. The supervisor parses them with the same
+/// definitions and defaults and hands them on with [`Job::to_argv`], so a
+/// bad value is refused before any child starts.
 #[derive(Clone, Debug, ClapArgs)]
-pub struct Args {
+pub struct Job {
     /// Instrument to replay, exactly as in the file names (e.g. BTC-USDT).
     #[arg(value_name = "INSTRUMENT")]
     pub instrument: String,
@@ -53,14 +57,6 @@ pub struct Args {
     #[arg(long, num_args = 1.., value_name = "FILE", help_heading = "Input")]
     pub db: Vec<PathBuf>,
 
-    /// Output directory for the JSON files.
-    #[arg(
-        long,
-        default_value = "./out",
-        value_name = "DIR",
-        help_heading = "Output"
-    )]
-    pub out: PathBuf,
     /// Rewrite the output files at most this often while running.
     #[arg(
         long,
@@ -78,6 +74,68 @@ pub struct Args {
         help_heading = "Replay"
     )]
     pub speed: String,
+}
+
+impl Job {
+    /// Parses a job from command-line words (without a program name), with
+    /// the same definitions and defaults as the command line.
+    pub fn from_argv<I, T>(argv: I) -> Result<Job, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        #[derive(clap::Parser)]
+        struct Words {
+            #[command(flatten)]
+            job: Job,
+        }
+        let words = std::iter::once(OsString::from("job")).chain(argv.into_iter().map(Into::into));
+        Ok(<Words as clap::Parser>::try_parse_from(words)?.job)
+    }
+
+    /// The command-line words that give this job back (every option
+    /// spelled out, `--db` last since it takes several values).
+    pub fn to_argv(&self) -> Vec<OsString> {
+        let mut argv: Vec<OsString> = vec![
+            self.instrument.clone().into(),
+            self.start_date.clone().into(),
+            self.end_date.clone().into(),
+        ];
+        let mut opt = |name: &str, value: OsString| {
+            argv.push(name.into());
+            argv.push(value);
+        };
+        opt("--window-seconds", self.window_seconds.to_string().into());
+        opt("--max-bars", self.max_bars.to_string().into());
+        opt("--depth-levels", self.depth_levels.to_string().into());
+        if let Some(n) = self.obi_levels {
+            opt("--obi-levels", n.to_string().into());
+        }
+        opt("--data-root", self.data_root.clone().into_os_string());
+        opt("--flush-ms", self.flush_ms.to_string().into());
+        opt("--speed", self.speed.clone().into());
+        if !self.db.is_empty() {
+            argv.push("--db".into());
+            argv.extend(self.db.iter().map(|p| p.clone().into_os_string()));
+        }
+        argv
+    }
+}
+
+/// The processor's command line: a [`Job`] and where and how to keep
+/// its results.
+#[derive(Clone, Debug, ClapArgs)]
+pub struct Args {
+    #[command(flatten)]
+    pub job: Job,
+    /// Output directory for the JSON files.
+    #[arg(
+        long,
+        default_value = "./out",
+        value_name = "DIR",
+        help_heading = "Output"
+    )]
+    pub out: PathBuf,
     /// Ignore an existing checkpoint and start over.
     #[arg(long, help_heading = "Replay")]
     pub fresh: bool,
@@ -144,32 +202,33 @@ pub enum ConfigError {
 
 impl Args {
     pub fn validate(&self) -> Result<Config, ConfigError> {
+        let job = &self.job;
         let date = |arg: &'static str, value: &str| {
             NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|_| ConfigError::Date {
                 arg,
                 value: value.to_string(),
             })
         };
-        let start = date("START_DATE", &self.start_date)?;
-        let end = date("END_DATE", &self.end_date)?;
+        let start = date("START_DATE", &job.start_date)?;
+        let end = date("END_DATE", &job.end_date)?;
         if end < start {
             return Err(ConfigError::EndBeforeStart { start, end });
         }
-        if self.instrument.is_empty() || self.instrument.contains('/') {
+        if job.instrument.is_empty() || job.instrument.contains('/') {
             return Err(ConfigError::Instrument);
         }
         for (arg, v) in [
-            ("window-seconds", self.window_seconds as usize),
-            ("max-bars", self.max_bars),
-            ("depth-levels", self.depth_levels),
-            ("flush-ms", self.flush_ms as usize),
-            ("obi-levels", self.obi_levels.unwrap_or(1)),
+            ("window-seconds", job.window_seconds as usize),
+            ("max-bars", job.max_bars),
+            ("depth-levels", job.depth_levels),
+            ("flush-ms", job.flush_ms as usize),
+            ("obi-levels", job.obi_levels.unwrap_or(1)),
         ] {
             if v == 0 {
                 return Err(ConfigError::Zero { arg });
             }
         }
-        let speed = match self.speed.as_str() {
+        let speed = match job.speed.as_str() {
             "max" => None,
             s => match s.parse::<f64>() {
                 Ok(x) if x.is_finite() && x > 0.0 => Some(x),
@@ -177,20 +236,20 @@ impl Args {
             },
         };
         Ok(Config {
-            instrument: self.instrument.clone(),
+            instrument: job.instrument.clone(),
             start,
             end,
-            window_seconds: self.window_seconds,
-            max_bars: self.max_bars,
-            depth_levels: self.depth_levels,
-            obi_levels: self.obi_levels,
-            inputs: if self.db.is_empty() {
-                Inputs::Discover(self.data_root.clone())
+            window_seconds: job.window_seconds,
+            max_bars: job.max_bars,
+            depth_levels: job.depth_levels,
+            obi_levels: job.obi_levels,
+            inputs: if job.db.is_empty() {
+                Inputs::Discover(job.data_root.clone())
             } else {
-                Inputs::Files(self.db.clone())
+                Inputs::Files(job.db.clone())
             },
             out: self.out.clone(),
-            flush: Duration::from_millis(self.flush_ms),
+            flush: Duration::from_millis(job.flush_ms),
             speed,
             fresh: self.fresh,
             checkpoint: !self.no_checkpoint,
@@ -219,6 +278,42 @@ mod tests {
     fn cli_is_well_formed() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_job_survives_its_own_argv() {
+        let job = Job::from_argv([
+            "ETH-USDT",
+            "2022-05-13",
+            "2022-05-14",
+            "--obi-levels",
+            "5",
+            "--speed",
+            "2.5",
+            "--db",
+            "a.db",
+            "b.db",
+            "--max-bars",
+            "7",
+        ])
+        .unwrap();
+        let argv = job.to_argv();
+        let again = Job::from_argv(argv.clone()).unwrap();
+        assert_eq!(again.to_argv(), argv);
+        let config = |job: Job| {
+            Args {
+                job,
+                out: "o".into(),
+                fresh: false,
+                no_checkpoint: false,
+            }
+            .validate()
+            .unwrap()
+        };
+        let c = config(again);
+        assert_eq!(c, config(job));
+        assert_eq!((c.obi_levels, c.max_bars, c.speed), (Some(5), 7, Some(2.5)));
+        assert_eq!(c.inputs, Inputs::Files(vec!["a.db".into(), "b.db".into()]));
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub mod config;
 pub mod flusher;
 pub mod progress;
 
-pub use config::{Args, Config, ConfigError, Inputs};
+pub use config::{Args, Config, ConfigError, Inputs, Job};
 
 use crate::ipc::{self, files, DirLock, IpcError, RunState, Status};
 use crate::model::{Engine, EngineConfig};

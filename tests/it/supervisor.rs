@@ -776,3 +776,20 @@ fn a_second_supervisor_on_the_same_out_is_refused_and_the_first_untouched() {
     assert!(healthz(f.port));
     assert!(first.child.try_wait().unwrap().is_none());
 }
+
+#[test]
+fn a_bad_replay_option_is_refused_before_any_child_starts() {
+    let _serial = serial();
+    let f = Fixture::new();
+    let mut sup = f.run(&["--speed", "fast"], &[]);
+    let status = sup.wait_exit(Duration::from_secs(5));
+    assert_eq!(status.code(), Some(1));
+    let err = fs::read_to_string(&sup.stderr).unwrap();
+    assert_eq!(
+        err.trim(),
+        "orderflow: --speed \"fast\" is neither `max` nor a positive number"
+    );
+    // Nothing was started, so nothing was written.
+    assert!(f.starts("processor").is_empty());
+    assert!(!f.out().exists(), "OUT was created");
+}
