@@ -42,6 +42,19 @@ pub fn processor(args: &[&str]) -> Output {
         .expect("run orderflow-processor")
 }
 
+/// `orderflow-processor INSTRUMENT 2024-01-01 2024-01-01 --db DB --out
+/// OUT` followed by `extra`: the one-day replay most tests run (the
+/// fixtures and generated captures are all on that day).
+pub fn replay(instrument: &str, db: &Path, out: &Path, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(PROCESSOR);
+    cmd.args([instrument, "2024-01-01", "2024-01-01", "--db"])
+        .arg(db)
+        .arg("--out")
+        .arg(out)
+        .args(extra);
+    cmd
+}
+
 /// A capture file built row by row, in the spec's schema.
 pub struct Capture {
     pub conn: rusqlite::Connection,

@@ -2,7 +2,7 @@
 //! concurrent readers.
 
 use crate::harness::{
-    fast_tempdir, json, processor, temp_files, wait_for, Capture, KillOnDrop, PROCESSOR,
+    fast_tempdir, json, processor, replay, temp_files, wait_for, Capture, KillOnDrop, PROCESSOR,
 };
 use orderflow::model::{Fixed, Level};
 use orderflow::synth::{format_levels, LevelFormat, SynthConfig};
@@ -38,19 +38,14 @@ fn fixture(path: &Path, format: LevelFormat) {
 }
 
 fn run_fixture(db: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
+    replay(
         "FIX-USDT",
-        "2024-01-01",
-        "2024-01-01",
-        "--window-seconds",
-        "1",
-        "--db",
-        db.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    processor(&args)
+        db,
+        out,
+        &[&["--window-seconds", "1"], extra].concat(),
+    )
+    .output()
+    .unwrap()
 }
 
 #[test]
@@ -467,18 +462,9 @@ fn readers_never_see_a_partial_file_while_the_processor_rewrites_them() {
     cfg.levels_per_side = 100;
     orderflow::synth::write_file(&db, &cfg).unwrap();
     let out = dir.path().join("out");
-    let d = db.to_str().unwrap();
-    let o = out.to_str().unwrap();
     // Flush every millisecond at 200× market speed: thousands of rewrites.
     let spawn = |extra: &[&str]| {
-        let mut args = vec![
-            "GEN",
-            "2024-01-01",
-            "2024-01-01",
-            "--db",
-            d,
-            "--out",
-            o,
+        let every_ms = [
             "--window-seconds",
             "5",
             "--flush-ms",
@@ -488,9 +474,7 @@ fn readers_never_see_a_partial_file_while_the_processor_rewrites_them() {
             "--max-bars",
             "50",
         ];
-        args.extend_from_slice(extra);
-        let child = std::process::Command::new(PROCESSOR)
-            .args(args)
+        let child = replay("GEN", &db, &out, &[&every_ms[..], extra].concat())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
@@ -573,19 +557,14 @@ fn readers_never_see_a_partial_file_while_the_processor_rewrites_them() {
     }
     // A stray temp file of a dead writer does not survive the next start.
     std::fs::write(out.join(".ohlc_data.json.2147483632.1.tmp"), b"[1,").unwrap();
-    let run = processor(&[
+    let run = replay(
         "GEN",
-        "2024-01-01",
-        "2024-01-01",
-        "--db",
-        d,
-        "--out",
-        o,
-        "--window-seconds",
-        "5",
-        "--max-bars",
-        "50",
-    ]);
+        &db,
+        &out,
+        &["--window-seconds", "5", "--max-bars", "50"],
+    )
+    .output()
+    .unwrap();
     assert!(
         run.status.success(),
         "{}",
@@ -604,25 +583,22 @@ fn a_paced_replay_follows_market_time_and_keeps_its_heartbeat() {
     orderflow::synth::write_file(&db, &cfg).unwrap();
     let out = dir.path().join("out");
     let started = std::time::Instant::now();
-    let child = std::process::Command::new(PROCESSOR)
-        .args([
-            "GEN",
-            "2024-01-01",
-            "2024-01-01",
-            "--db",
-            db.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
+    let child = replay(
+        "GEN",
+        &db,
+        &out,
+        &[
             "--speed",
             "30",
             "--window-seconds",
             "5",
             "--flush-ms",
             "2000",
-        ])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+        ],
+    )
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
     let mut child = KillOnDrop(child);
     // Watch the heartbeat: with --flush-ms 2000 it must still be refreshed
     // at least once a second, and market time must never run ahead of

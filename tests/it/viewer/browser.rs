@@ -346,21 +346,16 @@ fn viewer_page_follows_a_processor_replay_across_a_viewer_restart() {
     b.goto(&v.url());
     // 5 s bars at 25× market speed: a new bar every 200 ms.
     let _processor = KillOnDrop(
-        Command::new(crate::harness::PROCESSOR)
-            .args([
-                "GEN",
-                "2024-01-01",
-                "2024-01-01",
-                "--db",
-                &db.to_string_lossy(),
-                "--out",
-                &out.to_string_lossy(),
-            ])
-            .args(["--window-seconds", "5", "--speed", "25"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start orderflow-processor"),
+        crate::harness::replay(
+            "GEN",
+            &db,
+            &out,
+            &["--window-seconds", "5", "--speed", "25"],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start orderflow-processor"),
     );
     let s = b.wait_state("bars forming", T, |s| {
         s["bars"].as_u64() >= Some(8) && s["connection"] == "live"
@@ -447,17 +442,7 @@ fn viewer_screenshot() {
     let cfg = orderflow::synth::SynthConfig::new(day, 3 * 3_600_000);
     orderflow::synth::write_file(&db, &cfg).unwrap();
     let out = dir.path().join("out");
-    let run = Command::new(crate::harness::PROCESSOR)
-        .args([
-            "GEN",
-            "2024-01-01",
-            "2024-01-01",
-            "--db",
-            &db.to_string_lossy(),
-            "--out",
-            &out.to_string_lossy(),
-        ])
-        .args(["--window-seconds", "60"])
+    let run = crate::harness::replay("GEN", &db, &out, &["--window-seconds", "60"])
         .output()
         .unwrap();
     assert!(
