@@ -69,7 +69,9 @@ struct CommonArgs {
 #[derive(Args, Debug)]
 #[command(next_help_heading = "Supervisor")]
 struct SupervisorArgs {
-    /// Restart the processor when status.json's heartbeat is older than this.
+    /// Restart the processor when status.json's heartbeat is older than
+    /// this, and the viewer when it has not answered /healthz for this long
+    /// (at least 2 s).
     #[arg(long, value_name = "MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..))]
     hang_limit_ms: u64,
     /// Time between SIGTERM and SIGKILL when stopping.

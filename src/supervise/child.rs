@@ -3,7 +3,8 @@
 //! This module owns the life cycle of one supervised child and nothing
 //! else. It is pure: it starts no process, sends no signal, reads no clock
 //! and touches no file. The runner in [`super`] turns real happenings
-//! (a spawn, a reaped exit, a stale heartbeat, a shutdown request, a
+//! (a spawn, a reaped exit, a stale heartbeat or an unanswered health
+//! probe, a shutdown request, a
 //! deadline passing) into [`Event`]s, and carries out the [`Action`]s the
 //! machine returns. Keeping the decisions here, apart from the side
 //! effects, is what lets every restart rule be unit-tested exactly and
@@ -76,8 +77,12 @@ pub enum Event {
     SpawnFailed(String),
     /// The process ended (it has been reaped).
     Exited(ExitReason),
-    /// Its heartbeat has not been refreshed for `silent`.
-    HeartbeatStale { silent: Duration },
+    /// It has given no sign of life for `silent`; `sign` says which
+    /// (`"heartbeat"`, `"answer on /healthz"`).
+    Unresponsive {
+        silent: Duration,
+        sign: &'static str,
+    },
     /// `now` has reached the machine's deadline.
     TimerFired,
     /// Stop the child: gracefully (SIGTERM, SIGKILL after the grace
@@ -202,10 +207,10 @@ impl Child {
                 self.exited(reason, now);
                 Vec::new()
             }
-            (S::Running, Event::HeartbeatStale { silent }) => match self.pid {
+            (S::Running, Event::Unresponsive { silent, sign }) => match self.pid {
                 Some(pid) if self.kill_reason.is_none() => {
                     self.kill_reason = Some(format!(
-                        "hung: no heartbeat for {:.1} s, killed",
+                        "hung: no {sign} for {:.1} s, killed",
                         silent.as_secs_f64()
                     ));
                     vec![Action::Signal {
@@ -489,8 +494,9 @@ mod tests {
     fn a_hung_child_is_killed_once_and_restarted_with_the_reason() {
         let t = Instant::now();
         let mut c = started(RestartPolicy::worker(), t, 7);
-        let stale = Event::HeartbeatStale {
+        let stale = Event::Unresponsive {
             silent: Duration::from_millis(5200),
+            sign: "heartbeat",
         };
         assert_eq!(
             c.next(stale.clone(), t),

@@ -83,7 +83,8 @@ pub struct Launch {
     pub host: String,
     pub port: u16,
     pub programs: Programs,
-    /// Heartbeat age after which the processor counts as hung.
+    /// Heartbeat age after which the processor counts as hung, and how
+    /// long the viewer may leave `/healthz` unanswered.
     pub hang_limit: Duration,
     /// Time between SIGTERM and SIGKILL on a graceful stop.
     pub grace: Duration,
@@ -92,7 +93,8 @@ pub struct Launch {
 impl Launch {
     /// The supervisor configuration: the processor (restarted on failure,
     /// watched through its heartbeat) and the viewer (restarted on any
-    /// exit, probed on `/healthz`).
+    /// exit, probed on `/healthz` until it answers, then every second for
+    /// liveness).
     pub fn config(&self) -> Config {
         let mut processor_args = self.processor_args.clone();
         processor_args.push("--out".into());
@@ -120,7 +122,12 @@ impl Launch {
             viewer_args,
             RestartPolicy::server(),
         )
-        .with_health(HealthCheck::new(self.host.clone(), self.port))
+        .with_health(
+            // Probed every second with a 1 s timeout: under 2 s, one slow
+            // answer would count as a hang.
+            HealthCheck::new(self.host.clone(), self.port)
+                .with_hang_limit(self.hang_limit.max(Duration::from_secs(2))),
+        )
         .with_colour(35);
         Config::new(&self.out, vec![processor, viewer]).with_grace(self.grace)
     }
@@ -178,6 +185,21 @@ mod tests {
         assert_eq!(
             v.health.as_ref().map(HealthCheck::url).as_deref(),
             Some("http://127.0.0.1:8050/")
+        );
+        // The viewer's liveness limit is the processor's hang limit, but
+        // never under 2 s (two probe intervals).
+        assert_eq!(
+            v.health.as_ref().and_then(|h| h.hang_limit),
+            Some(Duration::from_secs(5))
+        );
+        let short = Launch {
+            hang_limit: Duration::from_millis(500),
+            ..launch
+        }
+        .config();
+        assert_eq!(
+            short.children[1].health.as_ref().and_then(|h| h.hang_limit),
+            Some(Duration::from_secs(2))
         );
         assert_eq!(config.grace, Duration::from_secs(3));
     }

@@ -10,7 +10,8 @@
 //! - [`signals`]: SIGINT/SIGTERM → [`Stop`] requests.
 //! - [`logs`]: child output on the console and in `OUT/logs/`.
 //! - this module: [`run`], the event loop that connects them, the hang
-//!   check on `status.json`, the `/healthz` probe, and `supervisor.json`.
+//!   check on `status.json`, the `/healthz` probe (readiness, then
+//!   liveness), and `supervisor.json`.
 //!
 //! The supervisor owns `OUT/supervisor.json`, `OUT/.supervisor.lock` and
 //! `OUT/logs/`; it only *reads* `status.json` (the processor's heartbeat)
@@ -59,6 +60,9 @@ use tokio::task::JoinHandle;
 const HEARTBEAT_POLL: Duration = Duration::from_millis(200);
 /// How often `/healthz` is tried until the viewer answers.
 const HEALTH_POLL: Duration = Duration::from_millis(25);
+/// How often an answering viewer is probed again (each probe waits at
+/// most a second for its answer).
+const LIVENESS_POLL: Duration = Duration::from_secs(1);
 
 /// Errors that stop the supervisor before or while it runs.
 #[derive(Debug, thiserror::Error)]
@@ -80,11 +84,13 @@ pub enum SuperviseError {
 }
 
 /// How to tell that a server child answers: `GET http://host:port/healthz`
-/// returns 200.
+/// returns 200. With a hang limit, a server that answered once and then
+/// stops answering for that long counts as hung.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HealthCheck {
     host: String,
     port: u16,
+    hang_limit: Option<Duration>,
 }
 
 impl HealthCheck {
@@ -92,7 +98,15 @@ impl HealthCheck {
         HealthCheck {
             host: host.into(),
             port,
+            hang_limit: None,
         }
+    }
+
+    /// Kill and restart the server when, after its first answer, it has
+    /// not answered `/healthz` for `limit` (probed every second).
+    pub fn with_hang_limit(mut self, limit: Duration) -> HealthCheck {
+        self.hang_limit = Some(limit);
+        self
     }
 
     /// The address to connect to: a wildcard bind is reached on loopback.
@@ -298,6 +312,12 @@ enum Msg {
     Healthy {
         idx: usize,
         pid: u32,
+    },
+    /// An answering server has not answered for `silent`.
+    Unanswered {
+        idx: usize,
+        pid: u32,
+        silent: Duration,
     },
 }
 
@@ -507,6 +527,27 @@ impl Supervisor {
                 let line = format!("pid {pid} {}; {what}", m.last_exit().unwrap_or("exited"));
                 self.say_about(idx, &line);
             }
+            Msg::Unanswered { idx, pid, silent } => {
+                if self.machines[idx].pid() != Some(pid) || self.stopping {
+                    return;
+                }
+                self.ready[idx] = false;
+                self.say_about(
+                    idx,
+                    &format!(
+                        "no answer on /healthz for {:.1} s: killing its group",
+                        silent.as_secs_f64()
+                    ),
+                );
+                self.feed(
+                    idx,
+                    Event::Unresponsive {
+                        silent,
+                        sign: "answer on /healthz",
+                    },
+                    Instant::now(),
+                );
+            }
             Msg::Healthy { idx, pid } => {
                 if self.machines[idx].pid() != Some(pid) {
                     return;
@@ -564,7 +605,14 @@ impl Supervisor {
                         silent.as_secs_f64()
                     ),
                 );
-                self.feed(idx, Event::HeartbeatStale { silent }, now);
+                self.feed(
+                    idx,
+                    Event::Unresponsive {
+                        silent,
+                        sign: "heartbeat",
+                    },
+                    now,
+                );
             }
         }
     }
@@ -638,12 +686,25 @@ impl Supervisor {
         if let Some(health) = spec.health.clone() {
             let tx = self.tx.clone();
             self.health_tasks[idx] = Some(tokio::spawn(async move {
+                while !health.probe().await {
+                    tokio::time::sleep(HEALTH_POLL).await;
+                }
+                let _ = tx.send(Msg::Healthy { idx, pid });
+                let Some(limit) = health.hang_limit else {
+                    return;
+                };
+                // Then its liveness: the task ends with the process (the
+                // loop aborts it on the exit).
+                let mut answered = Instant::now();
                 loop {
+                    tokio::time::sleep(LIVENESS_POLL).await;
                     if health.probe().await {
-                        let _ = tx.send(Msg::Healthy { idx, pid });
+                        answered = Instant::now();
+                    } else if answered.elapsed() > limit {
+                        let silent = answered.elapsed();
+                        let _ = tx.send(Msg::Unanswered { idx, pid, silent });
                         return;
                     }
-                    tokio::time::sleep(HEALTH_POLL).await;
                 }
             }));
         }

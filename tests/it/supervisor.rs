@@ -640,6 +640,42 @@ fn a_stopped_processor_is_detected_by_its_heartbeat_killed_and_restarted() {
 }
 
 #[test]
+fn a_stopped_viewer_stops_answering_is_killed_and_restarted() {
+    let _serial = serial();
+    let f = Fixture::new();
+    let mut sup = f.run(&["--hang-limit-ms", "2000"], &[]);
+    let ready = sup.wait_ready();
+    let processor = pid_of(&ready, "processor");
+    let viewer = pid_of(&ready, "viewer");
+    signal(viewer, libc_sig::STOP);
+    let stopped = Instant::now();
+    let port = f.port;
+    let after = sup.wait_for(
+        "the hung viewer to be replaced and answering",
+        Duration::from_secs(6),
+        |s| child(s, "viewer").pid.is_some_and(|pid| pid != viewer) && healthz(port),
+    );
+    let took = stopped.elapsed();
+    eprintln!("viewer hang detection (SIGSTOP → new viewer answering): {took:?}");
+    // The limit counts from the last answer, which came at most one probe
+    // interval (1 s) before the stop: so not sooner than 1 s after it.
+    assert!(took >= Duration::from_millis(1000), "{took:?}");
+    let v = child(&after, "viewer");
+    assert_eq!((v.state, v.restarts), (ChildState::Running, 1));
+    let reason = v.last_exit.as_deref().unwrap_or("");
+    assert!(
+        reason.starts_with("hung: no answer on /healthz for 2."),
+        "{reason}"
+    );
+    wait_gone(&[viewer], Duration::from_secs(1));
+    assert!(!alive(viewer));
+    assert_eq!(child(&after, "processor").pid, Some(processor));
+    // The new one answers: not killed again.
+    std::thread::sleep(Duration::from_millis(3000));
+    assert_eq!(child(&sup.status().unwrap(), "viewer").restarts, 1);
+}
+
+#[test]
 fn sigterm_stops_every_child_and_its_group_within_2s() {
     let _serial = serial();
     let f = Fixture::new();
