@@ -330,9 +330,17 @@ pub fn draw_main(
             )
             .map_err(err)?;
         let dec = fmt::decimals_for(ystep);
+        // Where the last-price tag will sit: tick labels under it give way,
+        // as on a trading terminal, rather than show through half covered.
+        let tag_py = match pane.kind {
+            PaneKind::Price => candles.last().map(|c| pane.y_of(c.close).round() as i32),
+            _ => None,
+        };
+        let under_tag =
+            |py: i32| tag_py.is_some_and(|t| (py - t).abs() < s((TAG_H + FONT_PX) / 2.0));
         for &v in &yticks {
             let py = pane.y_of(v).round() as i32;
-            if py < pane.top + s(6.0) || py > pane.bottom - s(6.0) {
+            if py < pane.top + s(6.0) || py > pane.bottom - s(6.0) || under_tag(py) {
                 continue;
             }
             let text = match pane.kind {
@@ -462,7 +470,7 @@ fn tag(
     if py < pane.top || py > pane.bottom {
         return Ok(());
     }
-    let h = (16.0 * dpr).round() as i32;
+    let h = (TAG_H * dpr).round() as i32;
     let x = layout.right + 1;
     root.draw(&Rectangle::new(
         [(x, py - h / 2), (layout.width, py + h / 2)],

@@ -286,7 +286,7 @@ impl Chart {
         ctx.stroke();
         ctx.set_font(&format!("{}px {FONT}", (FONT_PX * dpr).round()));
         ctx.set_text_baseline("middle");
-        let tag_h = (16.0 * dpr).round();
+        let tag_h = (TAG_H * dpr).round();
         if let Some(pane) = l
             .panes
             .iter()

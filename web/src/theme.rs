@@ -21,6 +21,8 @@ pub const TAG_BG: RGBColor = RGBColor(0x36, 0x3c, 0x4e);
 pub const FONT: &str = "ui-monospace, SFMono-Regular, Menlo, Consolas, monospace";
 /// CSS px.
 pub const FONT_PX: f64 = 11.0;
+/// Height of a value tag on the right axis (last price, crosshair), CSS px.
+pub const TAG_H: f64 = 16.0;
 pub const AXIS_W: f64 = 78.0;
 pub const XLABEL_H: f64 = 20.0;
 
