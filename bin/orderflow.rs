@@ -71,8 +71,8 @@ struct CommonArgs {
 struct SupervisorArgs {
     /// Restart the processor when status.json's heartbeat is older than
     /// this, and the viewer when it has not answered /healthz for this long
-    /// (at least 2 s).
-    #[arg(long, value_name = "MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..))]
+    /// (at least 2 s). At least 1000: the processor beats every 500 ms.
+    #[arg(long, value_name = "MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1000..))]
     hang_limit_ms: u64,
     /// Time between SIGTERM and SIGKILL when stopping.
     #[arg(long, value_name = "MS", default_value_t = 3000)]
@@ -293,6 +293,9 @@ mod tests {
         };
         let err = check(&bad.job, &bad.common).unwrap_err().to_string();
         assert_eq!(err, "END_DATE 2025-01-01 is before START_DATE 2025-01-02");
+        // A limit under the processor's heartbeat interval would kill it
+        // on every start.
+        assert!(Cli::try_parse_from(["orderflow", "demo", "--hang-limit-ms", "999"]).is_err());
         // The supervisor must know the port to probe it.
         assert!(Cli::try_parse_from(["orderflow", "demo", "--port", "0"]).is_err());
     }

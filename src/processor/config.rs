@@ -144,6 +144,10 @@ pub struct Args {
     pub no_checkpoint: bool,
 }
 
+/// The longest bar: a year (longer windows make no sense for a replay,
+/// and bar arithmetic in milliseconds must stay far from `i64` overflow).
+pub const MAX_WINDOW_SECONDS: u64 = 366 * 86_400;
+
 /// Where the input files come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Inputs {
@@ -194,6 +198,8 @@ pub enum ConfigError {
     EndBeforeStart { start: NaiveDate, end: NaiveDate },
     #[error("--{arg} must be at least 1")]
     Zero { arg: &'static str },
+    #[error("--{arg} must be at most {max}")]
+    TooLarge { arg: &'static str, max: u64 },
     #[error("--speed {0:?} is neither `max` nor a positive number")]
     Speed(String),
     #[error("INSTRUMENT must not be empty or contain '/'")]
@@ -227,6 +233,12 @@ impl Args {
             if v == 0 {
                 return Err(ConfigError::Zero { arg });
             }
+        }
+        if job.window_seconds > MAX_WINDOW_SECONDS {
+            return Err(ConfigError::TooLarge {
+                arg: "window-seconds",
+                max: MAX_WINDOW_SECONDS,
+            });
         }
         let speed = match job.speed.as_str() {
             "max" => None,
@@ -345,6 +357,33 @@ mod tests {
             Err(ConfigError::Zero {
                 arg: "window-seconds"
             })
+        );
+        assert_eq!(
+            parse(&[
+                "X",
+                "2022-05-13",
+                "2022-05-13",
+                "--window-seconds",
+                "31622401"
+            ])
+            .unwrap_err()
+            .to_string(),
+            "--window-seconds must be at most 31622400"
+        );
+        assert!(parse(&[
+            "X",
+            "2022-05-13",
+            "2022-05-13",
+            "--window-seconds",
+            "31622400"
+        ])
+        .is_ok());
+        // A slow but valid speed: pacing must not overflow (it waits).
+        assert_eq!(
+            parse(&["X", "2022-05-13", "2022-05-13", "--speed", "1e-300"])
+                .unwrap()
+                .speed,
+            Some(1e-300)
         );
         let err = parse(&["X", "2022-05-13", "2022-05-12"])
             .unwrap_err()

@@ -64,7 +64,8 @@ pub struct Flusher {
 }
 
 impl Flusher {
-    pub fn start(dir: PathBuf) -> Flusher {
+    /// Starts the writer thread; `Err` if it cannot be started.
+    pub fn start(dir: PathBuf) -> std::io::Result<Flusher> {
         let (tx, rx) = sync_channel::<Written>(1);
         let error = Arc::new(Mutex::new(None));
         let busy = Arc::new(AtomicBool::new(false));
@@ -72,16 +73,15 @@ impl Flusher {
             let (error, busy) = (error.clone(), busy.clone());
             std::thread::Builder::new()
                 .name("write".into())
-                .spawn(move || commit_loop(rx, busy, error))
-                .ok()
+                .spawn(move || commit_loop(rx, busy, error))?
         };
-        Flusher {
+        Ok(Flusher {
             dir,
             tx: Some(tx),
             busy,
             error,
-            thread,
-        }
+            thread: Some(thread),
+        })
     }
 
     /// Whether the writer would take a batch now (build one only then).
@@ -108,10 +108,11 @@ impl Flusher {
         };
         match tx.try_send(written) {
             Ok(()) => Ok(true),
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+            Err(TrySendError::Full(_)) => {
                 self.busy.store(false, Ordering::Release);
                 Ok(false)
             }
+            Err(TrySendError::Disconnected(_)) => Err(self.writer_lost()),
         }
     }
 
@@ -127,13 +128,24 @@ impl Flusher {
     /// Puts `written` in place after everything queued, and waits until all
     /// of it is on disk.
     pub fn finish(&mut self, written: Written) -> Result<(), IpcError> {
-        if let Some(tx) = self.tx.take() {
-            let _ = tx.send(written);
+        let sent = self.tx.take().is_some_and(|tx| tx.send(written).is_ok());
+        let joined = self.thread.take().is_some_and(|t| t.join().is_ok());
+        self.check()?;
+        if sent && joined {
+            Ok(())
+        } else {
+            Err(self.writer_lost())
         }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+    }
+
+    /// The writer thread died (it does not, short of a bug): what was
+    /// handed to it may not be on disk, so the run must not call itself
+    /// finished.
+    fn writer_lost(&self) -> IpcError {
+        IpcError::Write {
+            path: self.dir.clone(),
+            source: std::io::Error::other("the writer thread stopped unexpectedly"),
         }
-        self.check()
     }
 
     fn check(&self) -> Result<(), IpcError> {

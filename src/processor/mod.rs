@@ -54,6 +54,8 @@ pub enum ProcessorError {
     },
     #[error("cannot stat input file: {0}")]
     Stat(std::io::Error),
+    #[error("cannot start the writer thread: {0}")]
+    Thread(std::io::Error),
     #[error(
         "the checkpoint in {path} does not match this run: {reason}; \
          run with --fresh to start over, or use another --out"
@@ -128,7 +130,10 @@ impl Processor {
             .iter()
             .map(|f| source::inspect(&f.path))
             .collect::<Result<_, _>>()?;
-        let rows_total = infos.iter().map(FileInfo::rows_estimate).sum();
+        let rows_total = infos
+            .iter()
+            .map(FileInfo::rows_estimate)
+            .fold(0u64, u64::saturating_add);
         std::fs::create_dir_all(&config.out).map_err(|source| ProcessorError::OutDir {
             path: config.out.clone(),
             source,
@@ -198,7 +203,7 @@ impl Processor {
             pace: None,
             progress: Progress::new(&label),
             notes,
-            flusher: Flusher::start(config.out.clone()),
+            flusher: Flusher::start(config.out.clone()).map_err(ProcessorError::Thread)?,
             rows_since_tick: 0,
             hold_until,
         })
@@ -437,17 +442,23 @@ impl Processor {
             return Ok(true);
         };
         let (wall0, ts0) = *self.pace.get_or_insert((Instant::now(), ts));
-        let due = wall0 + Duration::from_secs_f64((ts - ts0).max(0) as f64 / 1000.0 / speed);
+        // `None`: further away than a clock can say, so never due (only a
+        // shutdown ends the wait).
+        let due = Duration::try_from_secs_f64((ts - ts0).max(0) as f64 / 1000.0 / speed)
+            .ok()
+            .and_then(|d| wall0.checked_add(d));
         loop {
             let now = Instant::now();
-            if now >= due {
-                return Ok(true);
-            }
+            let wait = match due {
+                Some(due) if now >= due => return Ok(true),
+                Some(due) => due - now,
+                None => Duration::MAX,
+            };
             if shutdown.load(Ordering::Relaxed) {
                 return Ok(false);
             }
             self.tick()?;
-            std::thread::sleep((due - now).min(Duration::from_millis(20)));
+            std::thread::sleep(wait.min(Duration::from_millis(20)));
         }
     }
 

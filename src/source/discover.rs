@@ -60,16 +60,32 @@ pub fn discover(
     Ok(found)
 }
 
-/// Files given explicitly (`--db`), in the order given; each one's day is
-/// read from its name when the name holds a date.
+/// Files given explicitly (`--db`), in day order like discovered ones
+/// (the spec processes files in day order, and CVD carries from one to the
+/// next): when every file's day is known, from a date in its name or its
+/// directory's name, they are sorted by it; files of one day, or files
+/// without a date, keep the order given. A file given twice is read once
+/// (its trades would otherwise count twice).
 pub fn explicit(paths: &[PathBuf]) -> Vec<InputFile> {
-    paths
-        .iter()
-        .map(|p| InputFile {
-            day: p.file_name().and_then(|n| n.to_str()).and_then(find_date),
+    let mut files: Vec<InputFile> = Vec::with_capacity(paths.len());
+    let mut seen: Vec<PathBuf> = Vec::with_capacity(paths.len());
+    for p in paths {
+        let id = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+        if seen.contains(&id) {
+            continue;
+        }
+        seen.push(id);
+        let date_in =
+            |part: Option<&std::ffi::OsStr>| part.and_then(|n| n.to_str()).and_then(find_date);
+        files.push(InputFile {
+            day: date_in(p.file_name()).or_else(|| date_in(p.parent().and_then(Path::file_name))),
             path: p.clone(),
-        })
-        .collect()
+        });
+    }
+    if files.iter().all(|f| f.day.is_some()) {
+        files.sort_by_key(|f| f.day);
+    }
+    files
 }
 
 fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) -> std::io::Result<()> {
@@ -147,6 +163,36 @@ mod tests {
 
     fn d(s: &str) -> NaiveDate {
         parse_date(s).unwrap()
+    }
+
+    #[test]
+    fn explicit_files_come_in_day_order_once_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let day2 = dir.path().join("X-2025-01-02.db");
+        let day1 = dir.path().join("2025-01-01").join("book.db");
+        std::fs::create_dir_all(day1.parent().unwrap()).unwrap();
+        std::fs::write(&day1, b"").unwrap();
+        std::fs::write(&day2, b"").unwrap();
+        // The same file again, by another spelling of its path.
+        let again = dir
+            .path()
+            .join("2025-01-01")
+            .join("..")
+            .join("X-2025-01-02.db");
+        let files = explicit(&[day2.clone(), day1.clone(), again]);
+        let got: Vec<_> = files.iter().map(|f| (f.day, f.path.clone())).collect();
+        assert_eq!(
+            got,
+            [
+                (Some(d("2025-01-01")), day1.clone()),
+                (Some(d("2025-01-02")), day2.clone())
+            ]
+        );
+        // A file without a date: the order given is kept.
+        let plain = dir.path().join("capture.db");
+        let files = explicit(&[day2.clone(), plain.clone(), day1.clone()]);
+        let got: Vec<_> = files.iter().map(|f| f.path.clone()).collect();
+        assert_eq!(got, [day2, plain, day1]);
     }
 
     #[test]

@@ -63,6 +63,14 @@ pub enum SourceError {
         table: &'static str,
         column: &'static str,
     },
+    #[error(
+        "{path}: the `{table}` reader stopped early ({detail}); nothing after that point was read"
+    )]
+    ReaderLost {
+        path: PathBuf,
+        table: &'static str,
+        detail: String,
+    },
     #[error("{path}: {source}")]
     Sqlite {
         path: PathBuf,

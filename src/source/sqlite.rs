@@ -84,8 +84,14 @@ pub struct FileInfo {
 impl FileInfo {
     /// Rows in the file, assuming dense ids (an upper bound otherwise).
     pub fn rows_estimate(&self) -> u64 {
-        let n = |r: IdRange| r.map_or(0, |(lo, hi)| (hi - lo + 1).max(0) as u64);
-        n(self.book) + n(self.trades)
+        // Ids come from the file: any i64 values, so no arithmetic that can
+        // overflow.
+        let n = |r: IdRange| {
+            r.map_or(0, |(lo, hi)| {
+                u64::try_from((i128::from(hi) - i128::from(lo) + 1).max(0)).unwrap_or(u64::MAX)
+            })
+        };
+        n(self.book).saturating_add(n(self.trades))
     }
 }
 
@@ -472,11 +478,18 @@ impl<R> Batch<R> {
 enum Msg<R> {
     Rows(Batch<R>),
     Stop(StreamStop),
+    /// The table was read to its end. A channel that closes without this
+    /// (or a `Stop`) means a thread died: the stream then fails rather than
+    /// look complete.
+    End,
 }
 
 /// A table being read by its thread, consumed row by row.
 pub struct TableStream<R: TableRow> {
     rx: Receiver<Msg<R>>,
+    path: PathBuf,
+    /// Why the threads could not start, if they could not.
+    lost: Option<String>,
     /// The batch being taken, with the level buffer its rows point into.
     current: Batch<R>,
     /// Where taken batches go back to the parser.
@@ -499,18 +512,33 @@ impl<R: TableRow> TableStream<R> {
             spares: parsed_spares,
             raw_spares: raw_spares_tx,
         };
+        let path = spec.path.clone();
         let spawned = std::thread::Builder::new()
-            .name(format!("read-{}", R::TABLE))
-            .spawn(move || read_table::<R>(spec, raw_tx, raw_spares))
+            .name(format!("parse-{}", R::TABLE))
+            .spawn(move || parse.run())
             .and_then(|_| {
                 std::thread::Builder::new()
-                    .name(format!("parse-{}", R::TABLE))
-                    .spawn(move || parse.run())
+                    .name(format!("read-{}", R::TABLE))
+                    .spawn(move || read_table::<R>(spec, raw_tx, raw_spares))
             });
-        if let Err(e) = spawned {
-            eprintln!("cannot start the {} reader: {e}", R::TABLE);
-        }
+        // A thread that could not start closes its channel without `End`,
+        // so the stream reports this as its stop.
+        let lost = spawned
+            .err()
+            .map(|e| format!("its thread could not start: {e}"));
+        TableStream::receiving(rx, spares, path, lost)
+    }
+
+    /// The consuming end of the pipeline.
+    fn receiving(
+        rx: Receiver<Msg<R>>,
+        spares: SyncSender<Batch<R>>,
+        path: PathBuf,
+        lost: Option<String>,
+    ) -> TableStream<R> {
         TableStream {
+            path,
+            lost,
             rx,
             current: Batch {
                 rows: VecDeque::new(),
@@ -574,8 +602,20 @@ impl<R: TableRow> TableStream<R> {
                     self.stop = Some(stop);
                     self.ended = true;
                 }
+                Ok(Msg::End) => self.ended = true,
                 Err(RecvTimeoutError::Timeout) => return true,
-                Err(RecvTimeoutError::Disconnected) => self.ended = true,
+                Err(RecvTimeoutError::Disconnected) => {
+                    let detail = self
+                        .lost
+                        .take()
+                        .unwrap_or_else(|| "its thread ended before the table did".to_string());
+                    self.stop = Some(StreamStop::Failed(SourceError::ReaderLost {
+                        path: self.path.clone(),
+                        table: R::TABLE,
+                        detail,
+                    }));
+                    self.ended = true;
+                }
             }
         }
     }
@@ -620,6 +660,7 @@ impl<R: TableRow> Parse<R> {
                     Msg::Rows(out)
                 }
                 Msg::Stop(stop) => Msg::Stop(stop),
+                Msg::End => Msg::End,
             };
             if self.tx.send(out).is_err() {
                 return;
@@ -633,9 +674,11 @@ fn read_table<R: TableRow>(
     tx: SyncSender<Msg<R::Raw>>,
     spares: Receiver<Batch<R::Raw>>,
 ) {
-    if let Err(e) = stream_rows::<R>(&spec, &tx, &spares) {
-        let _ = tx.send(Msg::Stop(e));
-    }
+    let last = match stream_rows::<R>(&spec, &tx, &spares) {
+        Ok(()) => Msg::End,
+        Err(e) => Msg::Stop(e),
+    };
+    let _ = tx.send(last);
 }
 
 fn stream_rows<R: TableRow>(
@@ -742,4 +785,53 @@ pub fn bare_scan(path: &Path) -> Result<(u64, u64), SourceError> {
         }
     }
     Ok((rows_read, sum))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stream fed by hand: `msgs` are sent, then the sending side is
+    /// dropped as a dying thread would drop it.
+    fn fed(msgs: Vec<Msg<TradeRow>>) -> TableStream<TradeRow> {
+        let (tx, rx) = sync_channel(msgs.len() + 1);
+        for m in msgs {
+            tx.send(m).unwrap();
+        }
+        let (spares, _) = sync_channel(SPARE);
+        TableStream::receiving(rx, spares, "cap.db".into(), None)
+    }
+
+    #[test]
+    fn the_row_estimate_survives_any_ids() {
+        let info = |book, trades| FileInfo { book, trades };
+        assert_eq!(info(Some((1, 10)), Some((5, 5))).rows_estimate(), 11);
+        assert_eq!(info(None, Some((9, 3))).rows_estimate(), 0);
+        assert_eq!(
+            info(Some((i64::MIN, i64::MAX)), Some((0, i64::MAX))).rows_estimate(),
+            u64::MAX
+        );
+    }
+
+    #[test]
+    fn a_table_ends_only_when_its_reader_says_so() {
+        let mut done = fed(vec![Msg::End]);
+        assert!(matches!(done.poll(Duration::from_millis(10)), Next::End));
+
+        // The channel closed without `End`: a reader or parser thread died.
+        // The table must not look complete (its rows would be lost silently).
+        let mut lost = fed(vec![]);
+        assert!(matches!(
+            lost.poll(Duration::from_millis(10)),
+            Next::Stopped
+        ));
+        let Some(StreamStop::Failed(e)) = lost.take_stop() else {
+            panic!("no failure")
+        };
+        assert_eq!(
+            e.to_string(),
+            "cap.db: the `trades` reader stopped early (its thread ended before the table did); \
+             nothing after that point was read"
+        );
+    }
 }

@@ -636,3 +636,37 @@ fn a_paced_replay_follows_market_time_and_keeps_its_heartbeat() {
     assert!(max_gap <= 1000, "heartbeat gap {max_gap} ms");
     assert_eq!(json(&out.join("status.json"))["state"], "finished");
 }
+
+#[test]
+fn an_absurdly_slow_replay_waits_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("fix.db");
+    fixture(&db, LevelFormat::OkxStrings);
+    let out = dir.path().join("out");
+    // The second row is due after more time than a clock can represent.
+    let child = replay("FIX-USDT", &db, &out, &["--speed", "1e-300"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    wait_for(Duration::from_secs(10), || {
+        let s = std::fs::read(out.join("status.json")).ok()?;
+        let s: serde_json::Value = serde_json::from_slice(&s).ok()?;
+        (s["state"] == "running" && s["rows_done"].as_u64() >= Some(1)).then_some(())
+    })
+    .expect("the replay runs and waits");
+    assert!(
+        child.0.try_wait().unwrap().is_none(),
+        "it must still be waiting"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.0.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = wait_for(Duration::from_secs(5), || child.0.try_wait().unwrap())
+        .expect("it stops on SIGTERM");
+    assert_eq!(status.code(), Some(130));
+    let s = json(&out.join("status.json"));
+    assert_eq!(s["state"], "stopped");
+}
