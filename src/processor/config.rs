@@ -3,6 +3,10 @@
 //! Two stages: [`Args`] is what clap parses (no I/O, no checks beyond
 //! syntax); [`Args::validate`] turns it into a [`Config`] whose fields are
 //! known to be consistent, or a [`ConfigError`] naming the argument.
+//! [`Job`], the part of [`Args`] that says what to replay, is also
+//! flattened into `orderflow run`, which validates it the same way and
+//! hands it on with [`Job::to_argv`]: one definition of every option and
+//! default for both commands.
 
 use chrono::NaiveDate;
 use clap::Args as ClapArgs;

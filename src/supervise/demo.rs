@@ -4,7 +4,9 @@
 //! This module owns the demo's choices (instrument, day, length, where the
 //! file goes) and nothing else; generation itself is [`crate::synth`]'s.
 //! A file already there is kept, because the generator is deterministic:
-//! the second `orderflow demo` starts at once.
+//! the second `orderflow demo` starts at once. Each length has its own
+//! folder (`1h/`, `0.5h/`), so asking for another length never replays a
+//! file of the old one.
 
 use crate::synth::{self, SynthConfig, SynthError};
 use chrono::NaiveDate;
@@ -23,11 +25,12 @@ pub fn day_arg() -> String {
     day().format("%Y-%m-%d").to_string()
 }
 
-/// Writes (once) the demo capture under `dir`, `hours` of market from
-/// midnight UTC, and returns its path.
+/// Writes (once) the demo capture under `dir/<hours>h/`, `hours` of
+/// market from midnight UTC, and returns its path.
 pub fn ensure_data(dir: &Path, hours: f64) -> Result<PathBuf, SynthError> {
     let template = SynthConfig::new(0, 0);
-    let paths = synth::write_days(dir, INSTRUMENT, day(), 1, hours, &template)?;
+    let dir = dir.join(format!("{hours}h"));
+    let paths = synth::write_days(&dir, INSTRUMENT, day(), 1, hours, &template)?;
     Ok(paths
         .into_iter()
         .next()
@@ -42,10 +45,16 @@ mod tests {
     fn generates_once_and_keeps_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = ensure_data(dir.path(), 0.01).unwrap();
-        assert_eq!(path, dir.path().join("BTC-USDT-2024-03-01.db"));
+        assert_eq!(path, dir.path().join("0.01h/BTC-USDT-2024-03-01.db"));
         let first = std::fs::metadata(&path).unwrap().modified().unwrap();
         let again = ensure_data(dir.path(), 0.01).unwrap();
         assert_eq!(again, path);
         assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), first);
+        // Another length is another file, not the old one replayed.
+        let longer = ensure_data(dir.path(), 0.02).unwrap();
+        assert_eq!(longer, dir.path().join("0.02h/BTC-USDT-2024-03-01.db"));
+        assert!(
+            std::fs::metadata(&longer).unwrap().len() > std::fs::metadata(&path).unwrap().len()
+        );
     }
 }

@@ -13,11 +13,23 @@
 //! and the stream it came from; the console gets the bare line behind a
 //! name column, coloured only when stdout is a terminal (so piping the
 //! output to a file or `grep` gives clean text).
+//!
+//! The console is written by a thread of its own through a bounded queue,
+//! never by the supervisor's event loop: a terminal paused with Ctrl-S or
+//! a pipe into a stopped pager would otherwise block the loop, then the
+//! children's pipes, then the processor itself, until its heartbeat went
+//! stale and it was killed for it. When the console falls
+//! [`CONSOLE_QUEUE`] lines behind, further lines are left out of the
+//! console (never out of the files) and their count is shown once it
+//! catches up.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 /// Default size limit of one log file.
 pub const MAX_BYTES: u64 = 5 * 1024 * 1024;
@@ -128,6 +140,101 @@ fn ignore_missing(e: io::Error) -> io::Result<()> {
     }
 }
 
+/// Console lines that may wait for a slow terminal before lines are left
+/// out.
+pub const CONSOLE_QUEUE: usize = 1024;
+
+enum ConsoleMsg {
+    Text(String),
+    /// Answer once everything before it is written.
+    Flushed(SyncSender<()>),
+}
+
+/// The console writer thread's queue.
+struct ConsoleWriter {
+    tx: SyncSender<ConsoleMsg>,
+    /// Lines left out since the last report.
+    left_out: AtomicU64,
+}
+
+static CONSOLE: OnceLock<Option<ConsoleWriter>> = OnceLock::new();
+
+fn console_writer() -> Option<&'static ConsoleWriter> {
+    CONSOLE
+        .get_or_init(|| {
+            let (tx, rx) = sync_channel::<ConsoleMsg>(CONSOLE_QUEUE);
+            std::thread::Builder::new()
+                .name("console".into())
+                .spawn(move || {
+                    for msg in rx {
+                        match msg {
+                            ConsoleMsg::Text(text) => {
+                                let mut out = io::stdout().lock();
+                                let _ = out.write_all(text.as_bytes());
+                                let _ = out.flush();
+                            }
+                            ConsoleMsg::Flushed(ack) => {
+                                let _ = ack.send(());
+                            }
+                        }
+                    }
+                })
+                .ok()?;
+            Some(ConsoleWriter {
+                tx,
+                left_out: AtomicU64::new(0),
+            })
+        })
+        .as_ref()
+}
+
+/// Queues `text` (whole lines) for the console without ever waiting.
+fn to_console(text: String) {
+    let Some(w) = console_writer() else {
+        // No thread: write directly rather than lose the output.
+        let _ = io::stdout().lock().write_all(text.as_bytes());
+        return;
+    };
+    let left_out = w.left_out.swap(0, Ordering::Relaxed);
+    if left_out > 0 {
+        let note = format!(
+            "orderflow | … {left_out} lines not shown: the console was too slow (they are in the log files)\n"
+        );
+        if w.tx.try_send(ConsoleMsg::Text(note)).is_err() {
+            w.left_out.fetch_add(left_out + 1, Ordering::Relaxed);
+            return;
+        }
+    }
+    if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
+        w.tx.try_send(ConsoleMsg::Text(text))
+    {
+        w.left_out.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Waits until the console has written what was queued, for at most
+/// `timeout` (a stalled console must not hold the supervisor's exit).
+pub fn flush_console(timeout: Duration) -> bool {
+    let Some(w) = CONSOLE.get().and_then(Option::as_ref) else {
+        return true;
+    };
+    let deadline = Instant::now() + timeout;
+    let (ack_tx, ack) = sync_channel(1);
+    let mut msg = ConsoleMsg::Flushed(ack_tx);
+    loop {
+        match w.tx.try_send(msg) {
+            Ok(()) => break,
+            Err(TrySendError::Full(m)) if Instant::now() < deadline => {
+                msg = m;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(_) => return false,
+        }
+    }
+    ack.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        .is_ok()
+}
+
 /// Where the console output goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Console {
@@ -181,12 +288,11 @@ impl Log {
 
     /// Shows and keeps one line (without its line break). A log file that
     /// cannot be written is reported once on stderr and then given up: the
-    /// child's output must never block or kill the supervisor.
+    /// child's output must never block or kill the supervisor (nor does
+    /// the console: see the module docs).
     pub fn line(&self, stream: Stream, line: &str) {
         if self.console {
-            let mut out = io::stdout().lock();
-            let _ = writeln!(out, "{}{}", self.prefix, line);
-            let _ = out.flush();
+            to_console(format!("{}{}\n", self.prefix, line));
         }
         self.keep(stream, line);
     }

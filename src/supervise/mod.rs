@@ -393,6 +393,8 @@ pub async fn run(
     let outcome = sup.event_loop(&mut stop, rx).await;
     // Every child is final here; this only matters if that ever changes.
     sup.kill_everything();
+    // The last lines ("stopped", …) reach the console before the exit.
+    logs::flush_console(Duration::from_secs(1));
     Ok(outcome)
 }
 

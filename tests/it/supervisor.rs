@@ -103,6 +103,21 @@ impl Fixture {
     }
 
     fn run_on(&self, out: &Path, port: u16, extra: &[&str], env: &[(&str, &str)]) -> Supervisor {
+        self.spawn_on(out, port, extra, env, |cmd, stdout| {
+            cmd.stdout(fs::File::create(stdout).unwrap());
+        })
+    }
+
+    /// `run_on` with the supervisor's stdout set up by `stdout` (given the
+    /// path `Supervisor::output` reads).
+    fn spawn_on(
+        &self,
+        out: &Path,
+        port: u16,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        stdout_to: impl FnOnce(&mut Command, &Path),
+    ) -> Supervisor {
         let n = fs::read_dir(self.dir.path()).unwrap().count();
         let stdout = self.path(&format!("supervisor-{n}.out"));
         let stderr = self.path(&format!("supervisor-{n}.err"));
@@ -116,8 +131,8 @@ impl Fixture {
             .env("ORDERFLOW_VIEWER_BIN", viewer_program(self))
             .env("FAKE_START_LOG", self.start_log())
             .stdin(Stdio::null())
-            .stdout(fs::File::create(&stdout).unwrap())
             .stderr(fs::File::create(&stderr).unwrap());
+        stdout_to(&mut cmd, &stdout);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -673,6 +688,47 @@ fn a_stopped_viewer_stops_answering_is_killed_and_restarted() {
     // The new one answers: not killed again.
     std::thread::sleep(Duration::from_millis(3000));
     assert_eq!(child(&sup.status().unwrap(), "viewer").restarts, 1);
+}
+
+#[test]
+fn a_console_nobody_reads_blocks_neither_the_supervisor_nor_the_children() {
+    let _serial = serial();
+    let f = Fixture::new();
+    // stdout is a pipe this test never reads: it is full after 64 KiB, as
+    // a terminal paused with Ctrl-S would be. The processor prints about
+    // 600 KB/s and beats every 100 ms.
+    let mut sup = f.spawn_on(
+        &f.out(),
+        f.port,
+        &["--hang-limit-ms", "2000"],
+        &[("FAKE_CHATTY", "1000")],
+        |cmd, _| {
+            cmd.stdout(Stdio::piped());
+        },
+    );
+    let _unread = sup.child.stdout.take();
+    let ready = sup.wait_ready();
+    let processor = pid_of(&ready, "processor");
+    // Its output keeps flowing into the log file long past what the pipes
+    // could hold (had the console blocked the supervisor, the processor
+    // would block on its own output and be killed as hung).
+    let log = f.out().join("logs/processor.log");
+    let size = |p: &Path| fs::metadata(p).map_or(0, |m| m.len());
+    sup.wait_for(
+        "4 MB of processor output kept",
+        Duration::from_secs(30),
+        |_| size(&log) + size(&log.with_extension("log.1")) > 4_000_000,
+    );
+    let now = sup.status().unwrap();
+    let p = child(&now, "processor");
+    assert_eq!((p.pid, p.restarts), (Some(processor), 0), "{now:#?}");
+    // The loop still acts: a killed viewer is replaced at once.
+    let viewer = pid_of(&ready, "viewer");
+    signal(viewer, libc_sig::KILL);
+    let port = f.port;
+    sup.wait_for("a new viewer answering", Duration::from_secs(2), |s| {
+        child(s, "viewer").pid.is_some_and(|p| p != viewer) && healthz(port)
+    });
 }
 
 #[test]

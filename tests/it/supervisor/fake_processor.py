@@ -5,6 +5,7 @@
 # FAKE_START_LOG: append "processor PID MS ARGS" at each start.
 # FAKE_GRANDCHILD: start a sleeping process in its group and append its pid there.
 # FAKE_IGNORE_TERM: ignore SIGTERM.
+# FAKE_CHATTY: print this many lines to stdout every 100 ms.
 import json, os, signal, subprocess, sys, time
 
 args = sys.argv[1:]
@@ -44,8 +45,12 @@ def status(state):
 
 print("fake processor %d starting at %d ms" % (os.getpid(), done), flush=True)
 print("a line on stderr", file=sys.stderr, flush=True)
+chatty = int(os.environ.get("FAKE_CHATTY", "0"))
 while done < run_ms:
     status("running")
+    if chatty:
+        sys.stdout.write("".join("chatter %d of a fake processor that prints a lot\n" % i for i in range(chatty)))
+        sys.stdout.flush()
     time.sleep(0.1)
     done += 100
     replace("fake-checkpoint", str(done))
