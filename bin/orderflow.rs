@@ -185,13 +185,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
 /// Refuses a job the processor would refuse, before any child starts
 /// (a bad argument would otherwise only show as a crash loop).
 fn check(job: &processor::Job, common: &CommonArgs) -> anyhow::Result<()> {
-    processor::Args {
-        job: job.clone(),
-        out: common.out.clone(),
-        fresh: false,
-        no_checkpoint: false,
-    }
-    .validate()?;
+    job.config(common.out.clone(), false, true)?;
     Ok(())
 }
 

@@ -212,7 +212,21 @@ pub enum ConfigError {
 
 impl Args {
     pub fn validate(&self) -> Result<Config, ConfigError> {
-        let job = &self.job;
+        self.job
+            .config(self.out.clone(), self.fresh, !self.no_checkpoint)
+    }
+}
+
+impl Job {
+    /// The validated configuration of this job writing to `out`, or the
+    /// first bad argument, named.
+    pub fn config(
+        &self,
+        out: PathBuf,
+        fresh: bool,
+        checkpoint: bool,
+    ) -> Result<Config, ConfigError> {
+        let job = self;
         let date = |arg: &'static str, value: &str| {
             NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|_| ConfigError::Date {
                 arg,
@@ -264,11 +278,11 @@ impl Args {
             } else {
                 Inputs::Files(job.db.clone())
             },
-            out: self.out.clone(),
+            out,
             flush: Duration::from_millis(job.flush_ms),
             speed,
-            fresh: self.fresh,
-            checkpoint: !self.no_checkpoint,
+            fresh,
+            checkpoint,
         })
     }
 }
@@ -316,16 +330,7 @@ mod tests {
         let argv = job.to_argv();
         let again = Job::from_argv(argv.clone()).unwrap();
         assert_eq!(again.to_argv(), argv);
-        let config = |job: Job| {
-            Args {
-                job,
-                out: "o".into(),
-                fresh: false,
-                no_checkpoint: false,
-            }
-            .validate()
-            .unwrap()
-        };
+        let config = |job: Job| job.config("o".into(), false, true).unwrap();
         let c = config(again);
         assert_eq!(c, config(job));
         assert_eq!((c.obi_levels, c.max_bars, c.speed), (Some(5), 7, Some(2.5)));

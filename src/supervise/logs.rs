@@ -205,9 +205,7 @@ fn to_console(text: String) {
             return;
         }
     }
-    if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
-        w.tx.try_send(ConsoleMsg::Text(text))
-    {
+    if w.tx.try_send(ConsoleMsg::Text(text)).is_err() {
         w.left_out.fetch_add(1, Ordering::Relaxed);
     }
 }

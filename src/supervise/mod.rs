@@ -534,21 +534,7 @@ impl Supervisor {
                     return;
                 }
                 self.ready[idx] = false;
-                self.say_about(
-                    idx,
-                    &format!(
-                        "no answer on /healthz for {:.1} s: killing its group",
-                        silent.as_secs_f64()
-                    ),
-                );
-                self.feed(
-                    idx,
-                    Event::Unresponsive {
-                        silent,
-                        sign: "answer on /healthz",
-                    },
-                    Instant::now(),
-                );
+                self.kill_hung(idx, silent, "answer on /healthz", Instant::now());
             }
             Msg::Healthy { idx, pid } => {
                 if self.machines[idx].pid() != Some(pid) {
@@ -599,24 +585,22 @@ impl Supervisor {
             let last = beat.max(self.spawned_ms[idx]);
             let silent = Duration::from_millis(u64::try_from(now_ms - last).unwrap_or(0));
             if silent > limit {
-                self.say_about(
-                    idx,
-                    &format!(
-                        "no heartbeat in {} for {:.1} s: killing its group",
-                        files::STATUS,
-                        silent.as_secs_f64()
-                    ),
-                );
-                self.feed(
-                    idx,
-                    Event::Unresponsive {
-                        silent,
-                        sign: "heartbeat",
-                    },
-                    now,
-                );
+                self.kill_hung(idx, silent, "heartbeat", now);
             }
         }
+    }
+
+    /// Child `idx` gave no `sign` of life for `silent`: says so and lets
+    /// its machine kill it (it is then restarted like a crash).
+    fn kill_hung(&mut self, idx: usize, silent: Duration, sign: &'static str, now: Instant) {
+        self.say_about(
+            idx,
+            &format!(
+                "no {sign} for {:.1} s: killing its group",
+                silent.as_secs_f64()
+            ),
+        );
+        self.feed(idx, Event::Unresponsive { silent, sign }, now);
     }
 
     /// Delivers `event` to child `idx` and carries out the actions,
