@@ -755,38 +755,6 @@ fn stream_rows<R: TableRow>(
     Ok(())
 }
 
-/// The floor for throughput: reads every row of both tables in `id` order
-/// with the same settings and only touches each level text's bytes.
-/// Returns the rows read and a checksum of the bytes (so the work is not
-/// optimised away).
-pub fn bare_scan(path: &Path) -> Result<(u64, u64), SourceError> {
-    let conn = open(path)?;
-    let fail = |e| SourceError::sqlite(path, e);
-    let mut rows_read = 0u64;
-    let mut sum = 0u64;
-    for sql in [
-        "SELECT id, timestamp, bids, asks FROM book ORDER BY id",
-        "SELECT id, timestamp, price, size, side FROM trades ORDER BY id",
-    ] {
-        let mut stmt = conn.prepare(sql).map_err(fail)?;
-        let mut rows = stmt.query([]).map_err(fail)?;
-        while let Some(row) = rows.next().map_err(fail)? {
-            rows_read += 1;
-            for i in 0..row.as_ref().column_count() {
-                match row.get_ref(i).map_err(fail)? {
-                    ValueRef::Text(t) => {
-                        sum = sum.wrapping_add(t.iter().map(|&b| b as u64).sum::<u64>())
-                    }
-                    ValueRef::Integer(v) => sum = sum.wrapping_add(v as u64),
-                    ValueRef::Real(v) => sum = sum.wrapping_add(v.to_bits()),
-                    _ => {}
-                }
-            }
-        }
-    }
-    Ok((rows_read, sum))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -44,6 +44,13 @@ impl Browser {
 
     /// Like [`Browser::start`] with a device pixel ratio (HiDPI checks).
     pub fn start_scaled(width: u32, height: u32, dpr: f64) -> Option<Browser> {
+        if !orderflow::viewer::assets::CHART_BUILT {
+            eprintln!(
+                "skipping: this build has no chart to test (web/dist is missing); \
+                 run scripts/build-web, then the tests again (scripts/test does both)"
+            );
+            return None;
+        }
         let (Some(chromium), Some(chromedriver)) = (
             find(&["chromium", "chromium-browser", "google-chrome"]),
             find(&["chromedriver"]),
