@@ -48,10 +48,10 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
     }
     eprintln!(
         "orderflow-processor: {} {}..{} from {} file(s) → {}",
-        config.instrument,
+        config.instruments().collect::<Vec<_>>().join(" + "),
         config.start,
         config.end,
-        processor.files().len(),
+        processor.files().count(),
         config.out.display()
     );
     Ok(match processor.run(&SHUTDOWN)? {

@@ -185,7 +185,11 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
 /// Refuses a job the processor would refuse, before any child starts
 /// (a bad argument would otherwise only show as a crash loop).
 fn check(job: &processor::Job, common: &CommonArgs) -> anyhow::Result<()> {
-    job.config(common.out.clone(), false, true)?;
+    job.config(
+        common.out.clone(),
+        orderflow::processor::Start::Resume,
+        orderflow::processor::Checkpointing::On,
+    )?;
     Ok(())
 }
 
@@ -237,6 +241,8 @@ mod tests {
             "--db",
             "a.db",
             "b.db",
+            "--with",
+            "ETH-USDT",
             "--fresh",
             "--port",
             "9000",
@@ -270,6 +276,10 @@ mod tests {
                 "100",
                 "--speed",
                 "max",
+                "--with",
+                "ETH-USDT",
+                "--timeframes",
+                "1s,1m,1h,1d",
                 "--db",
                 "a.db",
                 "b.db"

@@ -10,6 +10,7 @@
 //! - [`model`]: fixed-point numbers, the order book, bars (pure, no I/O).
 //! - [`source`]: finding SQLite files, streaming and parsing their rows.
 //! - [`ipc`]: the files in `OUT`, the only interface between processes.
+//! - [`store`]: the series store: every bar of the run, segmented, by timeframe.
 //! - [`processor`]: source → model → ipc, pacing, progress, checkpoint.
 //! - [`viewer`]: the HTTP server, its routes, change events and assets.
 //! - [`supervise`]: the supervisor's child state machine and process control.
@@ -19,6 +20,7 @@ pub mod ipc;
 pub mod model;
 pub mod processor;
 pub mod source;
+pub mod store;
 pub mod supervise;
 pub mod synth;
 pub mod viewer;

@@ -162,12 +162,7 @@ pub fn write_days(
     Ok(paths)
 }
 
-/// Midnight UTC of `day`, Unix ms.
-pub fn day_start_ms(day: chrono::NaiveDate) -> i64 {
-    day.and_hms_opt(0, 0, 0)
-        .map(|t| t.and_utc().timestamp_millis())
-        .unwrap_or(0)
-}
+pub use crate::model::day_start_ms;
 
 struct Generator<'a> {
     config: &'a SynthConfig,

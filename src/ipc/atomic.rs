@@ -138,6 +138,21 @@ pub fn sweep_stale_temp_files(dir: &Path) -> Result<Vec<PathBuf>, IpcError> {
     Ok(removed)
 }
 
+/// [`sweep_stale_temp_files`] in `dir` and every directory below it (the
+/// series store's tree). A missing `dir` has nothing to sweep.
+pub fn sweep_stale_temp_files_below(dir: &Path) -> Result<Vec<PathBuf>, IpcError> {
+    let mut removed = sweep_stale_temp_files(dir)?;
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(removed);
+    };
+    for entry in entries.flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            removed.extend(sweep_stale_temp_files_below(&entry.path())?);
+        }
+    }
+    Ok(removed)
+}
+
 /// The writer pid in a temp file name `.<target>.<pid>.<n>.tmp`.
 fn temp_file_pid(name: &str) -> Option<u32> {
     let stem = name.strip_prefix('.')?.strip_suffix(".tmp")?;

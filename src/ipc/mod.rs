@@ -13,7 +13,10 @@ pub mod formats;
 pub mod lock;
 pub mod writer;
 
-pub use atomic::{prepare, sweep_stale_temp_files, write_atomic, write_atomic_with, Pending};
+pub use atomic::{
+    prepare, sweep_stale_temp_files, sweep_stale_temp_files_below, write_atomic, write_atomic_with,
+    Pending,
+};
 pub use formats::{
     ChildState, ChildStatus, Depth, MetricRow, OhlcRow, RunState, Status, SupervisorStatus,
 };

@@ -76,6 +76,19 @@ impl<T: Copy + PartialOrd> Candle<T> {
         }
         self.close = v;
     }
+
+    /// Extends this candle with a later one of the same value: the open
+    /// stays, the extremes widen, the close is the later one's. Exact, so
+    /// candles of consecutive windows merge into the candle of their union.
+    pub fn merge(&mut self, later: &Candle<T>) {
+        if later.high > self.high {
+            self.high = later.high;
+        }
+        if later.low < self.low {
+            self.low = later.low;
+        }
+        self.close = later.close;
+    }
 }
 
 /// OBI and CVD sampled after every row of one window. Serialised (in the
@@ -258,15 +271,23 @@ impl Engine {
     }
 
     /// Applies one book row (snapshot or partial update) and samples.
-    pub fn apply_book(&mut self, ts: i64, bids: &[Level], asks: &[Level]) {
+    /// Returns the sample: OBI and CVD after the row.
+    pub fn apply_book(&mut self, ts: i64, bids: &[Level], asks: &[Level]) -> (f64, Fixed) {
         self.book.apply_all(Side::Bid, bids);
         self.book.apply_all(Side::Ask, asks);
         self.counters.book_rows += 1;
-        self.sample(ts);
+        self.sample(ts)
     }
 
-    /// Applies one trade and samples.
-    pub fn apply_trade(&mut self, ts: i64, price: Fixed, size: Fixed, side: TradeSide) {
+    /// Applies one trade and samples. Returns the sample: OBI and CVD
+    /// after the trade.
+    pub fn apply_trade(
+        &mut self,
+        ts: i64,
+        price: Fixed,
+        size: Fixed,
+        side: TradeSide,
+    ) -> (f64, Fixed) {
         let window = self.window_start(ts);
         self.ohlc.upsert_with(
             window,
@@ -292,7 +313,7 @@ impl Engine {
             TradeSide::Unknown => self.counters.unknown_side_trades += 1,
         }
         self.counters.trades += 1;
-        self.sample(ts);
+        self.sample(ts)
     }
 
     /// Counts a book row that could not be applied.
@@ -305,7 +326,7 @@ impl Engine {
         self.counters.skipped_trades += 1;
     }
 
-    fn sample(&mut self, ts: i64) {
+    fn sample(&mut self, ts: i64) -> (f64, Fixed) {
         let obi = self.book.imbalance(self.config.obi_levels);
         let cvd = self.cvd;
         let window = self.window_start(ts);
@@ -323,6 +344,7 @@ impl Engine {
             false,
         );
         self.last_ts = Some(self.last_ts.map_or(ts, |t| t.max(ts)));
+        (obi, cvd)
     }
 }
 

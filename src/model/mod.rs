@@ -14,3 +14,10 @@ pub use bars::{Candle, Counters, Engine, EngineConfig, MetricBar, OhlcBar, Trade
 pub use book::{Book, Level, Side};
 pub use fixed::Fixed;
 pub use rolling::{Rolling, Timestamped};
+
+/// Midnight UTC of `day`, in Unix milliseconds (the bounds of a replay).
+pub fn day_start_ms(day: chrono::NaiveDate) -> i64 {
+    day.and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc().timestamp_millis())
+        .unwrap_or(0)
+}

@@ -7,28 +7,36 @@
 //! same or newer files, never older ones. The [`Fingerprint`] ties it to
 //! the arguments and the exact input files (path, size, mtime); a run with
 //! other arguments refuses it unless started with `--fresh`.
+//!
+//! It holds one [`Lane`] per instrument: input position, engine and the
+//! series store's open segments (plus segments sealed since the last
+//! flush, so a crash between checkpoint and segment write loses none).
 
 use super::config::Config;
 use crate::model::Engine;
-use crate::source::{InputFile, Order, Position};
+use crate::source::{InputFile, Order, Position, Table};
+use crate::store::{InstrumentRecorder, Timeframe};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// Format version; a checkpoint of another version is not resumed.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// What a checkpoint is valid for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fingerprint {
     pub instrument: String,
+    pub with: Vec<String>,
+    pub timeframes: Vec<Timeframe>,
     pub start_date: String,
     pub end_date: String,
     pub window_seconds: u64,
     pub obi_levels: Option<usize>,
     pub max_bars: usize,
     pub depth_levels: usize,
-    pub files: Vec<FileStamp>,
+    /// Each instrument's input files, in processing order.
+    pub files: Vec<Vec<FileStamp>>,
 }
 
 /// An input file as it was when the run started.
@@ -56,9 +64,11 @@ impl FileStamp {
 }
 
 impl Fingerprint {
-    pub fn of(config: &Config, files: &[InputFile]) -> std::io::Result<Fingerprint> {
+    pub fn of(config: &Config, files: &[Vec<InputFile>]) -> std::io::Result<Fingerprint> {
         Ok(Fingerprint {
             instrument: config.instrument.clone(),
+            with: config.with.clone(),
+            timeframes: config.timeframes.clone(),
             start_date: config.start.to_string(),
             end_date: config.end.to_string(),
             window_seconds: config.window_seconds,
@@ -67,7 +77,7 @@ impl Fingerprint {
             depth_levels: config.depth_levels,
             files: files
                 .iter()
-                .map(|f| FileStamp::of(&f.path))
+                .map(|lane| lane.iter().map(|f| FileStamp::of(&f.path)).collect())
                 .collect::<Result<_, _>>()?,
         })
     }
@@ -75,48 +85,44 @@ impl Fingerprint {
     /// A sentence naming the first difference from `other` (this run).
     pub fn difference(&self, run: &Fingerprint) -> Option<String> {
         let args = |f: &Fingerprint| {
+            let with: String = f.with.iter().map(|w| format!(" --with {w}")).collect();
+            let tfs: Vec<String> = f.timeframes.iter().map(|t| t.to_string()).collect();
             format!(
-                "{} {}..{} window {}s obi-levels {} max-bars {} depth-levels {}",
+                "{} {}..{}{with} window {}s obi-levels {} max-bars {} depth-levels {} timeframes {}",
                 f.instrument,
                 f.start_date,
                 f.end_date,
                 f.window_seconds,
                 f.obi_levels.map_or("all".to_string(), |n| n.to_string()),
                 f.max_bars,
-                f.depth_levels
+                f.depth_levels,
+                tfs.join(",")
             )
         };
         let (a, b) = (args(self), args(run));
         if a != b {
             return Some(format!("it is for `{a}`, this run is `{b}`"));
         }
-        if self.files.len() != run.files.len()
-            || self
-                .files
-                .iter()
-                .zip(&run.files)
-                .any(|(x, y)| x.path != y.path)
+        let flat = |f: &Fingerprint| f.files.iter().flatten().cloned().collect::<Vec<_>>();
+        let (mine, theirs) = (flat(self), flat(run));
+        if self
+            .files
+            .iter()
+            .map(Vec::len)
+            .ne(run.files.iter().map(Vec::len))
+            || mine.iter().zip(&theirs).any(|(x, y)| x.path != y.path)
         {
             return Some(format!(
                 "it was made from {} other input file(s) ({} now)",
-                self.files.len(),
-                run.files.len()
+                mine.len(),
+                theirs.len()
             ));
         }
-        self.files
-            .iter()
-            .zip(&run.files)
+        mine.iter()
+            .zip(&theirs)
             .find(|(x, y)| x != y)
             .map(|(x, _)| format!("input file {} changed since it was made", x.path.display()))
     }
-}
-
-/// Which table of a file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Table {
-    Book,
-    Trades,
 }
 
 /// Where one table of the current file is.
@@ -133,67 +139,106 @@ impl Cursor {
     }
 }
 
+/// One instrument's part of the replay: where it is in its files, its
+/// book, CVD and bars, and its series being recorded.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Lane {
+    pub instrument: String,
+    /// Index of the file being read (the number of files when done).
+    pub file_index: usize,
+    pub book: Cursor,
+    pub trades: Cursor,
+    pub engine: Engine,
+    pub store: InstrumentRecorder,
+}
+
+impl Lane {
+    /// Whether the current file is untouched so far.
+    pub fn at_file_start(&self) -> bool {
+        self.book.after.is_none() && self.trades.after.is_none()
+    }
+}
+
+/// Tables whose timestamps go backwards, read in `(timestamp, id)` order:
+/// `(lane, file, table)`.
+pub type Sorted = BTreeSet<(usize, usize, Table)>;
+
 /// The processor's complete state.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoint {
     pub version: u32,
     pub fingerprint: Fingerprint,
-    /// Index of the file being read (`files.len()` when done).
-    pub file_index: usize,
-    pub book: Cursor,
-    pub trades: Cursor,
-    /// Tables whose timestamps go backwards, read in `(timestamp, id)` order.
-    pub sorted: BTreeSet<(usize, Table)>,
-    pub engine: Engine,
+    /// One per instrument, the primary first.
+    pub lanes: Vec<Lane>,
+    pub sorted: Sorted,
     pub finished: bool,
 }
 
 impl Checkpoint {
-    /// The state before the first row.
+    /// The state before the first row: each lane's engine and recorder as
+    /// given, at the start of its first file.
     pub fn fresh(
         fingerprint: Fingerprint,
-        engine: Engine,
-        sorted: BTreeSet<(usize, Table)>,
+        lanes: Vec<(Engine, InstrumentRecorder)>,
+        sorted: Sorted,
     ) -> Checkpoint {
         let mut c = Checkpoint {
             version: VERSION,
             fingerprint,
-            file_index: 0,
-            book: Cursor::start(Order::Id),
-            trades: Cursor::start(Order::Id),
+            lanes: lanes
+                .into_iter()
+                .map(|(engine, store)| Lane {
+                    instrument: store.instrument().to_string(),
+                    file_index: 0,
+                    book: Cursor::start(Order::Id),
+                    trades: Cursor::start(Order::Id),
+                    engine,
+                    store,
+                })
+                .collect(),
             sorted,
-            engine,
             finished: false,
         };
-        c.start_file(0);
+        for lane in 0..c.lanes.len() {
+            c.start_file(lane, 0);
+        }
         c
     }
 
-    /// Moves to the start of file `index`, with an empty book.
-    pub fn start_file(&mut self, index: usize) {
-        self.file_index = index;
-        self.book = Cursor::start(self.order(index, Table::Book));
-        self.trades = Cursor::start(self.order(index, Table::Trades));
-        self.engine.reset_book();
+    /// Moves lane `lane` to the start of its file `index`, with an empty book.
+    pub fn start_file(&mut self, lane: usize, index: usize) {
+        let book = self.order(lane, index, Table::Book);
+        let trades = self.order(lane, index, Table::Trades);
+        let l = &mut self.lanes[lane];
+        l.file_index = index;
+        l.book = Cursor::start(book);
+        l.trades = Cursor::start(trades);
+        l.engine.reset_book();
     }
 
-    /// Moves past the current file: to the start of the next one, or to
-    /// the end (keeping the last file's book, which the depth shows).
-    pub fn next_file(&mut self) {
-        if self.file_index + 1 < self.fingerprint.files.len() {
-            self.start_file(self.file_index + 1);
+    /// Moves lane `lane` past its current file: to the start of the next
+    /// one, or to the end (keeping the last file's book, which the depth
+    /// shows).
+    pub fn next_file(&mut self, lane: usize) {
+        let next = self.lanes[lane].file_index + 1;
+        if next < self.files(lane) {
+            self.start_file(lane, next);
         } else {
-            self.file_index = self.fingerprint.files.len();
+            self.lanes[lane].file_index = self.files(lane);
         }
     }
 
-    /// Whether the current file is untouched so far.
-    pub fn at_file_start(&self) -> bool {
-        self.book.after.is_none() && self.trades.after.is_none()
+    /// Whether lane `lane` has read all its files.
+    pub fn lane_done(&self, lane: usize) -> bool {
+        self.lanes[lane].file_index >= self.files(lane)
     }
 
-    fn order(&self, file: usize, table: Table) -> Order {
-        if self.sorted.contains(&(file, table)) {
+    fn files(&self, lane: usize) -> usize {
+        self.fingerprint.files.get(lane).map_or(0, Vec::len)
+    }
+
+    fn order(&self, lane: usize, file: usize, table: Table) -> Order {
+        if self.sorted.contains(&(lane, file, table)) {
             Order::Time
         } else {
             Order::Id

@@ -8,6 +8,7 @@
 //! hands it on with [`Job::to_argv`]: one definition of every option and
 //! default for both commands.
 
+use crate::store::{Timeframe, TimeframeError};
 use chrono::NaiveDate;
 use clap::Args as ClapArgs;
 use std::ffi::OsString;
@@ -70,6 +71,24 @@ pub struct Job {
     )]
     pub flush_ms: u64,
 
+    /// A reference instrument replayed beside the first (repeatable): same
+    /// dates and data root, rows merged by timestamp, its own book, OBI
+    /// and CVD, kept in the series store.
+    #[arg(
+        long = "with",
+        value_name = "INSTRUMENT",
+        help_heading = "Series store"
+    )]
+    pub with: Vec<String>,
+    /// Timeframes kept in the series store for every instrument (s, m, h, d).
+    #[arg(
+        long,
+        default_value = crate::store::DEFAULT_TIMEFRAMES,
+        value_name = "TF,…",
+        help_heading = "Series store"
+    )]
+    pub timeframes: String,
+
     /// Replay speed: `max`, or a multiple of market time (e.g. 10).
     #[arg(
         long,
@@ -118,6 +137,10 @@ impl Job {
         opt("--data-root", self.data_root.clone().into_os_string());
         opt("--flush-ms", self.flush_ms.to_string().into());
         opt("--speed", self.speed.clone().into());
+        for w in &self.with {
+            opt("--with", w.clone().into());
+        }
+        opt("--timeframes", self.timeframes.clone().into());
         if !self.db.is_empty() {
             argv.push("--db".into());
             argv.extend(self.db.iter().map(|p| p.clone().into_os_string()));
@@ -140,7 +163,8 @@ pub struct Args {
         help_heading = "Output"
     )]
     pub out: PathBuf,
-    /// Ignore an existing checkpoint and start over.
+    /// Ignore an existing checkpoint and start over (the series store is
+    /// replaced too).
     #[arg(long, help_heading = "Replay")]
     pub fresh: bool,
     /// Do not keep a checkpoint (benchmarks only: a crash then loses the run).
@@ -161,10 +185,32 @@ pub enum Inputs {
     Files(Vec<PathBuf>),
 }
 
+/// Whether a run continues from an existing checkpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// Resume from the checkpoint in `OUT` when there is one.
+    Resume,
+    /// Ignore it and start over (`--fresh`).
+    Fresh,
+}
+
+/// Whether the run keeps a checkpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Checkpointing {
+    On,
+    /// Benchmarks only: a crash then loses the run.
+    Off,
+}
+
 /// A validated processor configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
+    /// The primary instrument (the rolling files are its).
     pub instrument: String,
+    /// Reference instruments, in the order given.
+    pub with: Vec<String>,
+    /// Timeframes of the series store, shortest first.
+    pub timeframes: Vec<Timeframe>,
     pub start: NaiveDate,
     pub end: NaiveDate,
     pub window_seconds: u64,
@@ -176,19 +222,32 @@ pub struct Config {
     pub flush: Duration,
     /// `None`: as fast as possible.
     pub speed: Option<f64>,
-    pub fresh: bool,
-    pub checkpoint: bool,
+    pub start_mode: Start,
+    pub checkpointing: Checkpointing,
 }
 
 impl Config {
+    /// Every instrument of the run: the primary first, then `--with`.
+    pub fn instruments(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.instrument.as_str()).chain(self.with.iter().map(String::as_str))
+    }
+
+    pub fn fresh(&self) -> bool {
+        self.start_mode == Start::Fresh
+    }
+
+    pub fn checkpoint(&self) -> bool {
+        self.checkpointing == Checkpointing::On
+    }
+
     pub fn window_ms(&self) -> i64 {
         self.window_seconds as i64 * 1000
     }
 
     /// Market-time bounds `[start 00:00, end+1 00:00)` in Unix ms.
     pub fn bounds_ms(&self) -> (i64, i64) {
-        let lo = crate::synth::day_start_ms(self.start);
-        let hi = crate::synth::day_start_ms(self.end) + 86_400_000;
+        let lo = crate::model::day_start_ms(self.start);
+        let hi = crate::model::day_start_ms(self.end) + 86_400_000;
         (lo, hi)
     }
 }
@@ -206,14 +265,29 @@ pub enum ConfigError {
     TooLarge { arg: &'static str, max: u64 },
     #[error("--speed {0:?} is neither `max` nor a positive number")]
     Speed(String),
-    #[error("INSTRUMENT must not be empty or contain '/'")]
-    Instrument,
+    #[error(
+        "{arg} {value:?} is not an instrument name: it must not be empty, `.`, `..` or contain '/'"
+    )]
+    Instrument { arg: &'static str, value: String },
+    #[error("--with {0} names an instrument the run already has")]
+    DuplicateInstrument(String),
+    #[error("--timeframes: {0}")]
+    Timeframes(#[from] TimeframeError),
 }
 
 impl Args {
     pub fn validate(&self) -> Result<Config, ConfigError> {
-        self.job
-            .config(self.out.clone(), self.fresh, !self.no_checkpoint)
+        let start = if self.fresh {
+            Start::Fresh
+        } else {
+            Start::Resume
+        };
+        let checkpointing = if self.no_checkpoint {
+            Checkpointing::Off
+        } else {
+            Checkpointing::On
+        };
+        self.job.config(self.out.clone(), start, checkpointing)
     }
 }
 
@@ -223,8 +297,8 @@ impl Job {
     pub fn config(
         &self,
         out: PathBuf,
-        fresh: bool,
-        checkpoint: bool,
+        start_mode: Start,
+        checkpointing: Checkpointing,
     ) -> Result<Config, ConfigError> {
         let job = self;
         let date = |arg: &'static str, value: &str| {
@@ -238,9 +312,25 @@ impl Job {
         if end < start {
             return Err(ConfigError::EndBeforeStart { start, end });
         }
-        if job.instrument.is_empty() || job.instrument.contains('/') {
-            return Err(ConfigError::Instrument);
+        let name_ok = |n: &str| !(n.is_empty() || n == "." || n == ".." || n.contains('/'));
+        if !name_ok(&job.instrument) {
+            return Err(ConfigError::Instrument {
+                arg: "INSTRUMENT",
+                value: job.instrument.clone(),
+            });
         }
+        for (i, w) in job.with.iter().enumerate() {
+            if !name_ok(w) {
+                return Err(ConfigError::Instrument {
+                    arg: "--with",
+                    value: w.clone(),
+                });
+            }
+            if *w == job.instrument || job.with[..i].contains(w) {
+                return Err(ConfigError::DuplicateInstrument(w.clone()));
+            }
+        }
+        let timeframes = Timeframe::parse_list(&job.timeframes)?;
         for (arg, v) in [
             ("window-seconds", job.window_seconds as usize),
             ("max-bars", job.max_bars),
@@ -267,6 +357,8 @@ impl Job {
         };
         Ok(Config {
             instrument: job.instrument.clone(),
+            with: job.with.clone(),
+            timeframes,
             start,
             end,
             window_seconds: job.window_seconds,
@@ -281,8 +373,8 @@ impl Job {
             out,
             flush: Duration::from_millis(job.flush_ms),
             speed,
-            fresh,
-            checkpoint,
+            start_mode,
+            checkpointing,
         })
     }
 }
@@ -325,16 +417,25 @@ mod tests {
             "b.db",
             "--max-bars",
             "7",
+            "--with",
+            "BTC-USDT",
+            "--timeframes",
+            "1m,5s",
         ])
         .unwrap();
         let argv = job.to_argv();
         let again = Job::from_argv(argv.clone()).unwrap();
         assert_eq!(again.to_argv(), argv);
-        let config = |job: Job| job.config("o".into(), false, true).unwrap();
+        let config = |job: Job| {
+            job.config("o".into(), Start::Resume, Checkpointing::On)
+                .unwrap()
+        };
         let c = config(again);
         assert_eq!(c, config(job));
         assert_eq!((c.obi_levels, c.max_bars, c.speed), (Some(5), 7, Some(2.5)));
         assert_eq!(c.inputs, Inputs::Files(vec!["a.db".into(), "b.db".into()]));
+        assert_eq!(c.with, ["BTC-USDT"]);
+        assert_eq!(c.timeframes, Timeframe::parse_list("5s,1m").unwrap());
     }
 
     #[test]
@@ -394,6 +495,44 @@ mod tests {
                 .speed,
             Some(1e-300)
         );
+        let c = parse(&["X", "2022-05-13", "2022-05-13"]).unwrap();
+        assert_eq!(c.timeframes, Timeframe::parse_list("1s,1m,1h,1d").unwrap());
+        assert_eq!(c.instruments().collect::<Vec<_>>(), ["X"]);
+        for (bad, want) in [
+            (
+                "7x",
+                "--timeframes: \"7x\" is not a timeframe: it does not end in s, m, h or d",
+            ),
+            ("0s", "--timeframes: \"0s\" is not a timeframe: it is zero"),
+            (
+                "1.5s",
+                "--timeframes: \"1.5s\" is not a timeframe: it does not start with a whole number",
+            ),
+        ] {
+            let err = parse(&["X", "2022-05-13", "2022-05-13", "--timeframes", bad])
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with(want), "{err}");
+        }
+        assert_eq!(
+            parse(&["X", "2022-05-13", "2022-05-13", "--with", "X"]),
+            Err(ConfigError::DuplicateInstrument("X".into()))
+        );
+        assert!(matches!(
+            parse(&["X", "2022-05-13", "2022-05-13", "--with", ".."]),
+            Err(ConfigError::Instrument { arg: "--with", .. })
+        ));
+        let c = parse(&[
+            "X",
+            "2022-05-13",
+            "2022-05-13",
+            "--with",
+            "Y",
+            "--with",
+            "Z",
+        ])
+        .unwrap();
+        assert_eq!(c.instruments().collect::<Vec<_>>(), ["X", "Y", "Z"]);
         let err = parse(&["X", "2022-05-13", "2022-05-12"])
             .unwrap_err()
             .to_string();

@@ -23,8 +23,9 @@ use std::thread::JoinHandle;
 /// Writes one file's content.
 pub type Content<'a> = Box<dyn FnOnce(&mut dyn Write) -> std::io::Result<()> + 'a>;
 
-/// Files to replace, in order.
-pub type Batch<'a> = Vec<(&'static str, Content<'a>)>;
+/// Files to replace, in order, each by its path relative to `OUT` (the
+/// files of the series store are in subdirectories).
+pub type Batch<'a> = Vec<(PathBuf, Content<'a>)>;
 
 /// The content of a file: `value` as JSON.
 pub fn json<'a, T: serde::Serialize + 'a>(value: T) -> Content<'a> {
@@ -121,7 +122,12 @@ impl Flusher {
     pub fn write(&self, batch: Batch<'_>) -> Result<Written, IpcError> {
         batch
             .into_iter()
-            .map(|(name, content)| prepare(&self.dir, name, content))
+            .map(|(rel, content)| {
+                let path = self.dir.join(&rel);
+                let dir = path.parent().unwrap_or(&self.dir);
+                let name = rel.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                prepare(dir, name, content)
+            })
             .collect()
     }
 

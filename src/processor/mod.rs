@@ -1,35 +1,40 @@
-//! The processor: capture rows → [`Engine`] → the files in `OUT`.
+//! The processor: capture rows → [`Engine`]s and the series store → the
+//! files in `OUT`.
 //!
 //! [`Processor::open`] does everything that can fail before a single output
-//! file is touched: it finds and checks the inputs, takes the directory's
-//! writer lock, sweeps stale temp files and loads or refuses the
-//! checkpoint. [`Processor::run`] then merges the book and trade streams of
-//! each file by `(timestamp)`, book first on ties, applies them to the
-//! engine, paces the replay for `--speed`, and flushes checkpoint, data
-//! files and status at most every `--flush-ms` (status at least once a
-//! second, as the heartbeat the supervisor watches).
+//! file is touched: it finds and checks the inputs of every instrument,
+//! takes the directory's writer lock, sweeps stale temp files and loads or
+//! refuses the checkpoint. [`Processor::run`] then merges the book and
+//! trade streams of every instrument's current file by timestamp (book
+//! first on ties, then instrument order), applies each row to its
+//! instrument's engine and series, paces the replay for `--speed`, and
+//! flushes checkpoint, data files, store files and status at most every
+//! `--flush-ms` (status at least once a second, as the heartbeat the
+//! supervisor watches).
 //!
 //! This module owns the pipeline's control flow; the numbers are the
-//! model's, the reading is the source's, the file writing is ipc's.
+//! model's, the series are the store's, the reading is the source's, the
+//! file writing is ipc's.
 
 pub mod checkpoint;
 pub mod config;
 pub mod flusher;
 pub mod progress;
 
-pub use config::{Args, Config, ConfigError, Inputs, Job};
+pub use config::{Args, Checkpointing, Config, ConfigError, Inputs, Job, Start};
 
 use crate::ipc::{self, files, DirLock, IpcError, RunState, Status};
-use crate::model::{Engine, EngineConfig};
+use crate::model::{Counters, Engine, EngineConfig, Level};
 use crate::source::{
     self, BookRow, FileInfo, InputFile, Next, Position, SourceError, StreamSpec, StreamStop,
     TableStream, TradeRow,
 };
-use checkpoint::{Checkpoint, Cursor, Fingerprint, Table};
+use crate::store::{self, InstrumentRecorder, Sample};
+use checkpoint::{Checkpoint, Cursor, Fingerprint, Sorted};
 use flusher::{json, write_rows, Batch, Flusher};
 use progress::{market_time, Progress};
-use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -39,6 +44,9 @@ const HEARTBEAT: Duration = Duration::from_millis(500);
 const POLL: Duration = Duration::from_millis(200);
 /// Skipped rows reported one by one before only counting them.
 const REPORTED_SKIPS: u64 = 10;
+/// Sealed segments held for the writer before the replay waits for it
+/// (keeps memory bounded when the disk is slower than the replay).
+const MAX_SEALED_WAITING: usize = 32;
 
 /// Errors that stop a run. Each names the file or argument to fix.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +69,11 @@ pub enum ProcessorError {
          run with --fresh to start over, or use another --out"
     )]
     CheckpointMismatch { path: PathBuf, reason: String },
+    #[error("cannot replace the series store {path}: {source}")]
+    ClearStore {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// How a run ended.
@@ -80,28 +93,73 @@ enum Head {
     End,
     /// Nothing yet: poll again.
     Wait,
-    /// The file is re-read (sorted, or from the start).
+    /// The run went back to an earlier state (a table is re-read sorted):
+    /// every stream is opened again.
     Restart,
 }
 
+/// The two tables of one instrument's current file, being read.
+struct Streams {
+    book: TableStream<BookRow>,
+    trades: TableStream<TradeRow>,
+}
+
 /// Which output files changed since the last flush.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Dirty {
     ohlc: bool,
     metrics: bool,
+    /// `depth_data.json` (the primary's depth).
     depth: bool,
+    /// Each instrument's `series/<I>/depth.json`.
+    lane_depth: Vec<bool>,
+    /// Anything in the store (the index is rewritten).
+    store: bool,
+}
+
+impl Dirty {
+    fn all(lanes: usize) -> Dirty {
+        Dirty {
+            ohlc: true,
+            metrics: true,
+            depth: true,
+            lane_depth: vec![true; lanes],
+            store: true,
+        }
+    }
+
+    fn none(lanes: usize) -> Dirty {
+        Dirty {
+            ohlc: false,
+            metrics: false,
+            depth: false,
+            lane_depth: vec![false; lanes],
+            store: false,
+        }
+    }
 }
 
 /// A run ready to go: inputs checked, directory locked, state loaded.
 pub struct Processor {
     config: Config,
-    files: Vec<InputFile>,
+    /// Each instrument's input files, in processing order.
+    files: Vec<Vec<InputFile>>,
     rows_total: u64,
     _lock: DirLock,
     st: Checkpoint,
-    /// The engine at the start of the current file, to re-read it sorted.
-    file_start: Option<Engine>,
+    /// Per lane, a state in which that lane has read nothing of its
+    /// current file: where the run goes back to when that file must be
+    /// re-read sorted. `None`: go back to the very start.
+    file_start: Vec<Option<Checkpoint>>,
     dirty: Dirty,
+    /// Started from a checkpoint: sealed segments may already be on disk
+    /// and are then not written again.
+    resumed: bool,
+    /// The store starts over: its directory is replaced before the first
+    /// flush.
+    clear_store: bool,
+    /// Store directories known to exist.
+    made_dirs: HashSet<PathBuf>,
     started: Instant,
     started_ms: i64,
     rows_at_start: u64,
@@ -120,14 +178,10 @@ pub struct Processor {
 impl Processor {
     /// Checks inputs, locks `OUT`, loads the checkpoint. Writes nothing.
     pub fn open(config: &Config) -> Result<Processor, ProcessorError> {
-        let files = match &config.inputs {
-            Inputs::Discover(root) => {
-                source::discover(root, &config.instrument, config.start, config.end)?
-            }
-            Inputs::Files(paths) => source::explicit(paths),
-        };
+        let files = find_inputs(config)?;
         let infos: Vec<FileInfo> = files
             .iter()
+            .flatten()
             .map(|f| source::inspect(&f.path))
             .collect::<Result<_, _>>()?;
         let rows_total = infos
@@ -140,17 +194,15 @@ impl Processor {
         })?;
         let lock = DirLock::acquire(&config.out, files::WRITER_LOCK, "processor")?;
         ipc::sweep_stale_temp_files(&config.out)?;
+        ipc::sweep_stale_temp_files_below(&config.out.join(store::format::DIR))?;
         let fingerprint = Fingerprint::of(config, &files).map_err(ProcessorError::Stat)?;
-        let engine = Engine::new(EngineConfig {
-            window_ms: config.window_ms(),
-            obi_levels: config.obi_levels,
-            max_bars: config.max_bars,
-        });
         let mut notes = Vec::new();
         let mut hold_until = None;
         let path = config.out.join(files::CHECKPOINT);
-        let st = match (config.checkpoint && !config.fresh, path.exists()) {
-            (true, true) => match ipc::read_json::<Checkpoint>(&path) {
+        let fresh = || Checkpoint::fresh(fingerprint.clone(), new_lanes(config), Sorted::new());
+        let resume = config.checkpoint() && !config.fresh() && path.exists();
+        let st = if resume {
+            match ipc::read_json::<Checkpoint>(&path) {
                 Ok(c) if c.version == checkpoint::VERSION => {
                     if let Some(reason) = c.fingerprint.difference(&fingerprint) {
                         return Err(ProcessorError::CheckpointMismatch { path, reason });
@@ -158,13 +210,17 @@ impl Processor {
                     notes.push(if c.finished {
                         "this run already finished; nothing to do".to_string()
                     } else {
-                        format!(
-                            "resuming from the checkpoint at file {} of {}",
-                            c.file_index + 1,
-                            files.len()
-                        )
+                        let at: Vec<String> = c
+                            .lanes
+                            .iter()
+                            .zip(&files)
+                            .map(|(l, f)| {
+                                format!("file {} of {}", (l.file_index + 1).min(f.len()), f.len())
+                            })
+                            .collect();
+                        format!("resuming from the checkpoint at {}", at.join(", "))
                     });
-                    c
+                    Some(c)
                 }
                 Ok(_) | Err(_) => {
                     notes.push(format!(
@@ -173,29 +229,33 @@ impl Processor {
                         path.display()
                     ));
                     hold_until = newest_bar(&config.out);
-                    Checkpoint::fresh(fingerprint, engine, BTreeSet::new())
+                    None
                 }
-            },
-            _ => Checkpoint::fresh(fingerprint, engine, BTreeSet::new()),
+            }
+        } else {
+            None
         };
+        let resumed = st.is_some();
+        let mut st = st.unwrap_or_else(fresh);
+        for lane in &mut st.lanes {
+            lane.store.touch();
+        }
         let label = format!("{} {}s", config.instrument, config.window_seconds);
+        let lanes = st.lanes.len();
         Ok(Processor {
             config: config.clone(),
             files,
             rows_total,
             _lock: lock,
-            rows_at_start: st.engine.counters().rows(),
-            file_start: if st.at_file_start() {
-                Some(st.engine.clone())
-            } else {
-                None
-            },
+            rows_at_start: counters(&st).rows(),
+            file_start: (0..lanes)
+                .map(|l| st.lanes[l].at_file_start().then(|| st.clone()))
+                .collect(),
             st,
-            dirty: Dirty {
-                ohlc: true,
-                metrics: true,
-                depth: true,
-            },
+            dirty: Dirty::all(lanes),
+            resumed,
+            clear_store: !resumed,
+            made_dirs: HashSet::new(),
             started: Instant::now(),
             started_ms: ipc::now_ms(),
             last_flush: Instant::now(),
@@ -219,9 +279,9 @@ impl Processor {
         self.st.finished
     }
 
-    /// The input files, in processing order.
-    pub fn files(&self) -> &[InputFile] {
-        &self.files
+    /// The input files of every instrument, in processing order.
+    pub fn files(&self) -> impl Iterator<Item = &InputFile> {
+        self.files.iter().flatten()
     }
 
     /// Runs to the end or until `shutdown` is set. On an error the status
@@ -236,6 +296,10 @@ impl Processor {
         match result {
             Ok(true) => {
                 self.st.finished = true;
+                for lane in &mut self.st.lanes {
+                    lane.store.seal_all();
+                }
+                self.dirty.store = true;
                 self.flush_final(RunState::Finished, None)?;
                 Ok(Outcome::Finished(self.status(RunState::Finished, None)))
             }
@@ -248,7 +312,10 @@ impl Processor {
             }
             Err(e) => {
                 let status = self.status(RunState::Failed, Some(e.to_string()));
-                if let Ok(written) = self.flusher.write(vec![(files::STATUS, json(status))]) {
+                if let Ok(written) = self
+                    .flusher
+                    .write(vec![(files::STATUS.into(), json(status))])
+                {
                     let _ = self.flusher.finish(written);
                 }
                 Err(e)
@@ -258,63 +325,109 @@ impl Processor {
 
     /// `Ok(true)` at the end of the input, `Ok(false)` on shutdown.
     fn replay(&mut self, shutdown: &AtomicBool) -> Result<bool, ProcessorError> {
-        'files: while self.st.file_index < self.files.len() {
-            let fi = self.st.file_index;
-            if self.st.at_file_start() {
-                self.st.engine.reset_book();
-                self.file_start = Some(self.st.engine.clone());
+        let mut streams = self.open_streams();
+        'rows: loop {
+            if shutdown.load(Ordering::Relaxed) {
+                return Ok(false);
             }
-            let mut book = TableStream::<BookRow>::start(self.spec(fi, self.st.book));
-            let mut trades = TableStream::<TradeRow>::start(self.spec(fi, self.st.trades));
-            loop {
-                if shutdown.load(Ordering::Relaxed) {
-                    return Ok(false);
-                }
-                let b = match self.head(fi, &mut book)? {
-                    Head::Row(p) => Some(p),
-                    Head::End => None,
-                    Head::Wait => continue,
-                    Head::Restart => continue 'files,
-                };
-                let t = match self.head(fi, &mut trades)? {
-                    Head::Row(p) => Some(p),
-                    Head::End => None,
-                    Head::Wait => continue,
-                    Head::Restart => continue 'files,
-                };
-                let take_book = match (b, t) {
-                    (None, None) => break,
-                    (Some(b), Some(t)) => b.ts <= t.ts,
-                    (b, _) => b.is_some(),
-                };
-                let ts = if take_book { b } else { t }.map_or(0, |p| p.ts);
-                if !self.pace(ts, shutdown)? {
-                    return Ok(false);
-                }
-                if take_book {
-                    if let Some(row) = book.take() {
-                        self.apply_book(fi, row, book.levels());
+            // The next row: smallest (timestamp, book before trade, lane).
+            let mut next: Option<(i64, bool, usize)> = None;
+            for lane in 0..streams.len() {
+                while let Some(s) = streams[lane].as_mut() {
+                    let b = match self.head(lane, &mut s.book)? {
+                        Head::Row(p) => Some(p),
+                        Head::End => None,
+                        Head::Wait => continue 'rows,
+                        Head::Restart => {
+                            streams = self.open_streams();
+                            continue 'rows;
+                        }
+                    };
+                    let t = match self.head(lane, &mut s.trades)? {
+                        Head::Row(p) => Some(p),
+                        Head::End => None,
+                        Head::Wait => continue 'rows,
+                        Head::Restart => {
+                            streams = self.open_streams();
+                            continue 'rows;
+                        }
+                    };
+                    let key = match (b, t) {
+                        (None, None) => {
+                            // This lane's file is done: on to its next.
+                            self.st.next_file(lane);
+                            streams[lane] = self.open_lane(lane);
+                            continue;
+                        }
+                        (Some(b), Some(t)) if b.ts <= t.ts => (b.ts, false, lane),
+                        (Some(b), None) => (b.ts, false, lane),
+                        (_, Some(t)) => (t.ts, true, lane),
+                    };
+                    if next.is_none_or(|n| key < n) {
+                        next = Some(key);
                     }
-                } else if let Some(row) = trades.take() {
-                    self.apply_trade(fi, row);
-                }
-                // The clock is read every few rows, not on each.
-                self.rows_since_tick += 1;
-                if self.rows_since_tick >= 32 {
-                    self.rows_since_tick = 0;
-                    self.tick()?;
+                    break;
                 }
             }
-            self.st.next_file();
+            let Some((ts, is_trade, lane)) = next else {
+                return Ok(true);
+            };
+            if !self.pace(ts, shutdown)? {
+                return Ok(false);
+            }
+            let Some(s) = streams[lane].as_mut() else {
+                continue;
+            };
+            if is_trade {
+                if let Some(row) = s.trades.take() {
+                    self.apply_trade(lane, row);
+                }
+            } else if let Some(row) = s.book.take() {
+                self.apply_book(lane, row, s.book.levels());
+            }
+            // The clock is read every few rows, not on each.
+            self.rows_since_tick += 1;
+            if self.rows_since_tick >= 32 {
+                self.rows_since_tick = 0;
+                self.tick()?;
+            }
         }
-        Ok(true)
+    }
+
+    /// Opens every lane's current file.
+    fn open_streams(&mut self) -> Vec<Option<Streams>> {
+        (0..self.st.lanes.len())
+            .map(|l| self.open_lane(l))
+            .collect()
+    }
+
+    /// Opens lane `lane`'s current file (`None` when it has read them all),
+    /// remembering the state to go back to if the file must be re-read.
+    fn open_lane(&mut self, lane: usize) -> Option<Streams> {
+        if self.st.lane_done(lane) {
+            return None;
+        }
+        let l = &self.st.lanes[lane];
+        if l.at_file_start() {
+            self.file_start[lane] = Some(self.st.clone());
+        }
+        let spec = |cursor: Cursor| StreamSpec {
+            path: self.files[lane][l.file_index].path.clone(),
+            order: cursor.order,
+            after: cursor.after,
+            window: self.config.bounds_ms(),
+        };
+        Some(Streams {
+            book: TableStream::start(spec(l.book)),
+            trades: TableStream::start(spec(l.trades)),
+        })
     }
 
     /// The next row of a stream, refreshing the heartbeat while it is busy
     /// and handling an early stop.
     fn head<R: source::sqlite::TableRow>(
         &mut self,
-        fi: usize,
+        lane: usize,
         stream: &mut TableStream<R>,
     ) -> Result<Head, ProcessorError> {
         Ok(match stream.poll(POLL) {
@@ -325,106 +438,123 @@ impl Processor {
                 Head::Wait
             }
             Next::Stopped => {
-                self.stopped(fi, stream.take_stop())?;
+                self.stopped(lane, stream.take_stop())?;
                 Head::Restart
             }
         })
     }
 
-    fn spec(&self, fi: usize, cursor: Cursor) -> StreamSpec {
-        StreamSpec {
-            path: self.files[fi].path.clone(),
-            order: cursor.order,
-            after: cursor.after,
-            window: self.config.bounds_ms(),
-        }
+    fn current_file(&self, lane: usize) -> &Path {
+        let l = &self.st.lanes[lane];
+        self.files[lane]
+            .get(l.file_index)
+            .map_or(Path::new(""), |f| f.path.as_path())
     }
 
     /// A reader stopped: re-read a disordered table sorted, or fail.
-    fn stopped(&mut self, fi: usize, stop: Option<StreamStop>) -> Result<(), ProcessorError> {
+    fn stopped(&mut self, lane: usize, stop: Option<StreamStop>) -> Result<(), ProcessorError> {
+        let path = self.current_file(lane).to_path_buf();
         match stop {
             None => Err(ProcessorError::Source(SourceError::Corrupt {
-                path: self.files[fi].path.clone(),
+                path,
                 detail: "the reader stopped without a reason".to_string(),
             })),
             Some(StreamStop::Failed(e)) => Err(ProcessorError::Source(e)),
             Some(StreamStop::Disorder { table, at, prev_ts }) => {
-                let t = if table == "book" {
-                    Table::Book
-                } else {
-                    Table::Trades
-                };
                 self.progress.println(&format!(
                     "{}: {table} timestamps go backwards at id {} ({} after {}); \
                      re-reading the file in (timestamp, id) order",
-                    self.files[fi].path.display(),
+                    path.display(),
                     at.id,
                     at.ts,
                     prev_ts
                 ));
-                self.st.sorted.insert((fi, t));
-                match self.file_start.take() {
-                    Some(engine) => {
-                        self.st.engine = engine;
-                        self.st.start_file(fi);
+                let file = self.st.lanes[lane].file_index;
+                let mut sorted = self.st.sorted.clone();
+                sorted.insert((lane, file, table));
+                self.st = match self.file_start[lane].take() {
+                    Some(mut back) => {
+                        back.sorted = sorted;
+                        let index = back.lanes[lane].file_index;
+                        back.start_file(lane, index);
+                        back
                     }
-                    None => {
-                        // Resumed inside this file: its starting state is
-                        // gone, so replay from the first file.
-                        let engine = Engine::new(*self.st.engine.config());
-                        let sorted = std::mem::take(&mut self.st.sorted);
-                        self.st = Checkpoint::fresh(self.st.fingerprint.clone(), engine, sorted);
-                    }
-                }
-                self.dirty = Dirty {
-                    ohlc: true,
-                    metrics: true,
-                    depth: true,
+                    // Resumed inside this file: its starting state is
+                    // gone, so replay from the start.
+                    None => Checkpoint::fresh(
+                        self.st.fingerprint.clone(),
+                        new_lanes(&self.config),
+                        sorted,
+                    ),
                 };
+                for l in &mut self.st.lanes {
+                    l.store.touch();
+                }
+                self.file_start = vec![None; self.st.lanes.len()];
+                self.dirty = Dirty::all(self.st.lanes.len());
                 Ok(())
             }
         }
     }
 
-    fn apply_book(&mut self, fi: usize, row: BookRow, buffer: &[crate::model::Level]) {
+    fn apply_book(&mut self, lane: usize, row: BookRow, buffer: &[Level]) {
+        let l = &mut self.st.lanes[lane];
+        l.book.after = Some(row.pos);
         match row.levels {
             Ok(levels) => {
                 let (bids, asks) = levels.sides(buffer);
-                self.st.engine.apply_book(row.pos.ts, bids, asks);
-                self.dirty.metrics = true;
-                self.dirty.depth = true;
+                let (obi, cvd) = l.engine.apply_book(row.pos.ts, bids, asks);
+                let sample = Sample {
+                    trade: None,
+                    obi,
+                    cvd,
+                };
+                l.store.record(row.pos.ts, &sample);
+                if lane == 0 {
+                    self.dirty.metrics = true;
+                    self.dirty.depth = true;
+                }
+                self.dirty.lane_depth[lane] = true;
+                self.dirty.store = true;
             }
             Err(e) => {
-                self.st.engine.skip_book_row();
-                self.report_skip(fi, "book", row.pos, &e.to_string());
+                l.engine.skip_book_row();
+                self.report_skip(lane, "book", row.pos, &e.to_string());
             }
         }
-        self.st.book.after = Some(row.pos);
     }
 
-    fn apply_trade(&mut self, fi: usize, row: TradeRow) {
+    fn apply_trade(&mut self, lane: usize, row: TradeRow) {
+        let l = &mut self.st.lanes[lane];
+        l.trades.after = Some(row.pos);
         match row.trade {
             Ok(t) => {
-                self.st
-                    .engine
-                    .apply_trade(row.pos.ts, t.price, t.size, t.side);
-                self.dirty.ohlc = true;
-                self.dirty.metrics = true;
+                let (obi, cvd) = l.engine.apply_trade(row.pos.ts, t.price, t.size, t.side);
+                let sample = Sample {
+                    trade: Some((t.price, t.size)),
+                    obi,
+                    cvd,
+                };
+                l.store.record(row.pos.ts, &sample);
+                if lane == 0 {
+                    self.dirty.ohlc = true;
+                    self.dirty.metrics = true;
+                }
+                self.dirty.store = true;
             }
             Err(e) => {
-                self.st.engine.skip_trade();
-                self.report_skip(fi, "trades", row.pos, &e.to_string());
+                l.engine.skip_trade();
+                self.report_skip(lane, "trades", row.pos, &e.to_string());
             }
         }
-        self.st.trades.after = Some(row.pos);
     }
 
-    fn report_skip(&self, fi: usize, table: &str, pos: Position, why: &str) {
-        let n = self.st.engine.counters().skipped();
+    fn report_skip(&self, lane: usize, table: &str, pos: Position, why: &str) {
+        let n = counters(&self.st).skipped();
         if n <= REPORTED_SKIPS {
             self.progress.println(&format!(
                 "skipped {}: {table} row id {}: {why}{}",
-                self.files[fi].path.display(),
+                self.current_file(lane).display(),
                 pos.id,
                 if n == REPORTED_SKIPS {
                     " (further skipped rows are only counted in status.json)"
@@ -462,15 +592,37 @@ impl Processor {
         }
     }
 
-    /// Flushes when due, or refreshes the heartbeat.
+    /// Market time: the newest row applied, over every instrument.
+    fn market_ms(&self) -> Option<i64> {
+        self.st
+            .lanes
+            .iter()
+            .filter_map(|l| l.engine.last_ts())
+            .max()
+    }
+
+    /// Flushes when due, or refreshes the heartbeat. Waits for the writer
+    /// when too many sealed segments are held.
     fn tick(&mut self) -> Result<(), ProcessorError> {
-        if self.last_flush.elapsed() >= self.config.flush {
-            if self.flusher.ready()? && self.flusher.offer(self.batch(RunState::Running, None))? {
-                self.flushed();
+        let waiting: usize = self.st.lanes.iter().map(|l| l.store.sealed_waiting()).sum();
+        if waiting > MAX_SEALED_WAITING {
+            while !self.flusher.ready()? {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        if self.last_flush.elapsed() >= self.config.flush || waiting > MAX_SEALED_WAITING {
+            if self.flusher.ready()? {
+                self.prepare_flush()?;
+                if self.flusher.offer(self.batch(RunState::Running, None))? {
+                    self.flushed();
+                }
             }
         } else if self.last_status.elapsed() >= HEARTBEAT && self.flusher.ready()? {
             let status = self.status(RunState::Running, None);
-            if self.flusher.offer(vec![(files::STATUS, json(status))])? {
+            if self
+                .flusher
+                .offer(vec![(files::STATUS.into(), json(status))])?
+            {
                 self.last_status = Instant::now();
             }
         }
@@ -483,53 +635,122 @@ impl Processor {
         state: RunState,
         message: Option<String>,
     ) -> Result<(), ProcessorError> {
+        self.prepare_flush()?;
         let written = self.flusher.write(self.batch(state, message))?;
         self.flusher.finish(written)?;
         self.flushed();
         Ok(())
     }
 
-    /// Checkpoint, changed data files and status, serialised from the same
-    /// state, in the order they must reach the disk.
+    /// Before a batch is built: seals segments market time has passed,
+    /// replaces the old store on a fresh start, makes the directories the
+    /// batch writes into.
+    fn prepare_flush(&mut self) -> Result<(), ProcessorError> {
+        if let Some(ts) = self.market_ms() {
+            for lane in &mut self.st.lanes {
+                lane.store.seal_through(ts);
+            }
+        }
+        if self.holding() && !self.st.finished {
+            return Ok(());
+        }
+        let root = self.config.out.join(store::format::DIR);
+        if self.clear_store {
+            match std::fs::remove_dir_all(&root) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(ProcessorError::ClearStore { path: root, source }),
+            }
+            self.clear_store = false;
+            self.made_dirs.clear();
+        }
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        for lane in &self.st.lanes {
+            dirs.push(store::format::instrument_dir(lane.store.instrument()));
+            dirs.extend(lane.store.writes().into_iter().map(|w| w.dir));
+        }
+        for dir in dirs {
+            if !self.made_dirs.contains(&dir) {
+                let path = self.config.out.join(&dir);
+                std::fs::create_dir_all(&path).map_err(|source| IpcError::CreateDir {
+                    path: path.clone(),
+                    source,
+                })?;
+                self.made_dirs.insert(dir);
+            }
+        }
+        Ok(())
+    }
+
+    /// Checkpoint, changed data files, store files and status, serialised
+    /// from the same state, in the order they must reach the disk.
     fn batch(&self, state: RunState, message: Option<String>) -> Batch<'_> {
         let mut batch = Batch::new();
-        if self.config.checkpoint {
-            batch.push((files::CHECKPOINT, json(&self.st)));
+        if self.config.checkpoint() {
+            batch.push((files::CHECKPOINT.into(), json(&self.st)));
         }
-        let engine = &self.st.engine;
         if self.holding() && state != RunState::Finished {
-            batch.push((files::STATUS, json(self.status(state, message))));
+            batch.push((files::STATUS.into(), json(self.status(state, message))));
             return batch;
         }
+        let engine = &self.st.lanes[0].engine;
         if self.dirty.ohlc {
             let rows = engine.ohlc().iter().map(ipc::OhlcRow::from);
-            batch.push((files::OHLC, Box::new(move |w| write_rows(w, rows))));
+            batch.push((files::OHLC.into(), Box::new(move |w| write_rows(w, rows))));
         }
         if self.dirty.metrics {
             let rows = engine.metrics().iter().map(ipc::MetricRow::from);
-            batch.push((files::METRICS, Box::new(move |w| write_rows(w, rows))));
+            batch.push((
+                files::METRICS.into(),
+                Box::new(move |w| write_rows(w, rows)),
+            ));
         }
         if self.dirty.depth {
-            let n = self.config.depth_levels;
-            let side = |it: &mut dyn Iterator<Item = crate::model::Level>| -> Vec<[f64; 2]> {
-                it.take(n)
-                    .map(|l| [l.price.to_f64(), l.size.to_f64()])
-                    .collect()
-            };
-            let depth = ipc::Depth {
-                bids: side(&mut engine.book().bids()),
-                asks: side(&mut engine.book().asks()),
-            };
-            batch.push((files::DEPTH, json(depth)));
+            batch.push((
+                files::DEPTH.into(),
+                json(depth(engine, self.config.depth_levels)),
+            ));
         }
-        batch.push((files::STATUS, json(self.status(state, message))));
+        let now = ipc::now_ms();
+        for (lane, l) in self.st.lanes.iter().enumerate() {
+            for write in l.store.writes() {
+                let rel = write.dir.join(&write.name);
+                if write.sealed && self.resumed && sealed_on_disk(&self.config.out.join(&rel)) {
+                    continue;
+                }
+                batch.push((rel, Box::new(move |w| write.write(w, now))));
+            }
+            if self.dirty.lane_depth[lane] {
+                let dir = store::format::instrument_dir(l.store.instrument());
+                batch.push((
+                    dir.join(store::format::DEPTH),
+                    json(depth(&l.engine, self.config.depth_levels)),
+                ));
+            }
+        }
+        if self.dirty.store {
+            let index = store::Index {
+                updated_ms: now,
+                series: self
+                    .st
+                    .lanes
+                    .iter()
+                    .flat_map(|l| l.store.index_entries())
+                    .collect(),
+            };
+            batch.push((
+                PathBuf::from(store::format::DIR).join(store::format::INDEX),
+                json(index),
+            ));
+        }
+        batch.push((files::STATUS.into(), json(self.status(state, message))));
         batch
     }
 
     /// Whether the data files still show more than this run has reached
     /// (after starting over), so they must not be replaced yet.
     fn holding(&self) -> bool {
-        let engine = &self.st.engine;
+        let engine = &self.st.lanes[0].engine;
         self.hold_until
             .is_some_and(|ts| engine.last_ts().is_none_or(|t| engine.window_start(t) < ts))
     }
@@ -542,11 +763,10 @@ impl Processor {
             return;
         }
         self.hold_until = None;
-        self.dirty = Dirty {
-            ohlc: false,
-            metrics: false,
-            depth: false,
-        };
+        for lane in &mut self.st.lanes {
+            lane.store.handed();
+        }
+        self.dirty = Dirty::none(self.st.lanes.len());
         let s = self.status(RunState::Running, None);
         self.progress.update(
             s.rows_done,
@@ -557,7 +777,7 @@ impl Processor {
     }
 
     fn status(&self, state: RunState, message: Option<String>) -> Status {
-        let counters = self.st.engine.counters();
+        let counters = counters(&self.st);
         let done = counters.rows();
         let elapsed = self.started.elapsed().as_secs_f64();
         let progress = if state == RunState::Finished {
@@ -581,7 +801,7 @@ impl Processor {
             } else {
                 0.0
             },
-            market_time_ms: self.st.engine.last_ts(),
+            market_time_ms: self.market_ms(),
             skipped_rows: counters.skipped(),
             warnings: counters.unknown_side_trades,
             speed: self.config.speed,
@@ -593,8 +813,91 @@ impl Processor {
     }
 }
 
+/// Each instrument's input files: discovered under the data root, or the
+/// `--db` files given, each to the instrument its name says (the primary
+/// when it names none).
+fn find_inputs(config: &Config) -> Result<Vec<Vec<InputFile>>, ProcessorError> {
+    let instruments: Vec<&str> = config.instruments().collect();
+    match &config.inputs {
+        Inputs::Discover(root) => Ok(instruments
+            .iter()
+            .map(|i| source::discover(root, i, config.start, config.end))
+            .collect::<Result<_, _>>()?),
+        Inputs::Files(paths) => {
+            let mut lanes: Vec<Vec<PathBuf>> = vec![Vec::new(); instruments.len()];
+            for p in paths {
+                let lane = source::owner(p, &instruments).unwrap_or(0);
+                lanes[lane].push(p.clone());
+            }
+            lanes
+                .iter()
+                .zip(&instruments)
+                .map(|(paths, i)| {
+                    if paths.is_empty() {
+                        Err(ProcessorError::Source(SourceError::NoExplicitFiles {
+                            instrument: i.to_string(),
+                        }))
+                    } else {
+                        Ok(source::explicit(paths))
+                    }
+                })
+                .collect()
+        }
+    }
+}
+
+/// Each instrument's engine and recorder before the first row. Reference
+/// instruments keep no rolling bars of their own (their bars are in the
+/// store), so their engine holds just one.
+fn new_lanes(config: &Config) -> Vec<(Engine, InstrumentRecorder)> {
+    config
+        .instruments()
+        .enumerate()
+        .map(|(i, name)| {
+            let engine = Engine::new(EngineConfig {
+                window_ms: config.window_ms(),
+                obi_levels: config.obi_levels,
+                max_bars: if i == 0 { config.max_bars } else { 1 },
+            });
+            (engine, InstrumentRecorder::new(name, &config.timeframes))
+        })
+        .collect()
+}
+
+/// Row counters over every instrument.
+fn counters(st: &Checkpoint) -> Counters {
+    st.lanes.iter().fold(Counters::default(), |mut sum, l| {
+        let c = l.engine.counters();
+        sum.book_rows += c.book_rows;
+        sum.trades += c.trades;
+        sum.skipped_book_rows += c.skipped_book_rows;
+        sum.skipped_trades += c.skipped_trades;
+        sum.unknown_side_trades += c.unknown_side_trades;
+        sum
+    })
+}
+
+/// The best `n` levels per side of an engine's book.
+fn depth(engine: &Engine, n: usize) -> ipc::Depth {
+    let side = |it: &mut dyn Iterator<Item = Level>| -> Vec<[f64; 2]> {
+        it.take(n)
+            .map(|l| [l.price.to_f64(), l.size.to_f64()])
+            .collect()
+    };
+    ipc::Depth {
+        bids: side(&mut engine.book().bids()),
+        asks: side(&mut engine.book().asks()),
+    }
+}
+
+/// Whether `path` is a sealed segment already (a resumed run never
+/// rewrites one).
+fn sealed_on_disk(path: &Path) -> bool {
+    ipc::read_json::<store::SegmentHeader>(path).is_ok_and(|h| h.sealed)
+}
+
 /// The newest bar timestamp in the data files of `out`, if they parse.
-fn newest_bar(out: &std::path::Path) -> Option<i64> {
+fn newest_bar(out: &Path) -> Option<i64> {
     let ohlc = ipc::read_json::<Vec<ipc::OhlcRow>>(&out.join(files::OHLC)).ok();
     let metrics = ipc::read_json::<Vec<ipc::MetricRow>>(&out.join(files::METRICS)).ok();
     let a = ohlc.and_then(|v| v.last().map(|r| r.ts));

@@ -88,6 +88,15 @@ pub fn explicit(paths: &[PathBuf]) -> Vec<InputFile> {
     files
 }
 
+/// Which of `instruments` an explicit file belongs to by the naming rules
+/// (`I-D.ext`, or a directory named exactly `I` above it), if any.
+pub fn owner(path: &Path, instruments: &[&str]) -> Option<usize> {
+    let root = Path::new(if path.is_absolute() { "/" } else { "" });
+    instruments
+        .iter()
+        .position(|i| match_file(root, path, i).is_some())
+}
+
 fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) -> std::io::Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)?.flatten().collect();
     entries.sort_by_key(|e| e.file_name());
@@ -163,6 +172,17 @@ mod tests {
 
     fn d(s: &str) -> NaiveDate {
         parse_date(s).unwrap()
+    }
+
+    #[test]
+    fn explicit_files_are_matched_to_instruments_by_name() {
+        let ins = ["BTC-USDT", "ETH-USDT"];
+        let o = |p: &str| owner(Path::new(p), &ins);
+        assert_eq!(o("/d/ETH-USDT-2024-01-01.db"), Some(1));
+        assert_eq!(o("BTC-USDT-2024-01-01.sqlite"), Some(0));
+        assert_eq!(o("x/ETH-USDT/2024-01-01/book.db"), Some(1));
+        assert_eq!(o("/d/BTC-USDT-SWAP-2024-01-01.db"), None);
+        assert_eq!(o("/d/capture.db"), None);
     }
 
     #[test]

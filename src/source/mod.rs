@@ -9,10 +9,10 @@ pub mod discover;
 pub mod levels;
 pub mod sqlite;
 
-pub use discover::{discover, explicit, InputFile};
+pub use discover::{discover, explicit, owner, InputFile};
 pub use sqlite::{
-    inspect, BookRow, FileInfo, Next, Order, Position, StreamSpec, StreamStop, TableStream, Trade,
-    TradeRow,
+    inspect, BookRow, FileInfo, Next, Order, Position, StreamSpec, StreamStop, Table, TableStream,
+    Trade, TradeRow,
 };
 
 use chrono::NaiveDate;
@@ -40,6 +40,11 @@ pub enum SourceError {
         start: NaiveDate,
         end: NaiveDate,
     },
+    #[error(
+        "none of the --db files belongs to {instrument} (name them like \
+         {instrument}-2024-01-01.db, or put them in a folder named {instrument})"
+    )]
+    NoExplicitFiles { instrument: String },
     #[error("cannot read {path}: {source}")]
     Unreadable {
         path: PathBuf,

@@ -194,6 +194,30 @@ pub enum Order {
     Time,
 }
 
+/// The two tables of a capture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Table {
+    Book,
+    Trades,
+}
+
+impl Table {
+    /// The table's name in SQL and in messages.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Table::Book => "book",
+            Table::Trades => "trades",
+        }
+    }
+}
+
+impl std::fmt::Display for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// The `(timestamp, id)` of a row: where a stream is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Position {
@@ -270,7 +294,7 @@ pub struct TradeRow {
 pub trait TableRow: Send + Sized + 'static {
     /// What is copied out of SQLite.
     type Raw: Send + 'static;
-    const TABLE: &'static str;
+    const TABLE: Table;
     const COLUMNS: &'static str;
     fn pos(&self) -> Position;
     fn raw_pos(raw: &Self::Raw) -> Position;
@@ -291,7 +315,7 @@ pub struct RawBook {
 
 impl TableRow for BookRow {
     type Raw = RawBook;
-    const TABLE: &'static str = "book";
+    const TABLE: Table = Table::Book;
     const COLUMNS: &'static str = "bids, asks";
 
     fn pos(&self) -> Position {
@@ -362,7 +386,7 @@ impl TableRow for BookRow {
 
 impl TableRow for TradeRow {
     type Raw = TradeRow;
-    const TABLE: &'static str = "trades";
+    const TABLE: Table = Table::Trades;
     const COLUMNS: &'static str = "price, size, side";
 
     fn raw_pos(raw: &TradeRow) -> Position {
@@ -439,7 +463,7 @@ pub enum StreamStop {
     /// In `Order::Id`, the row `at` has an earlier timestamp than the row
     /// before it.
     Disorder {
-        table: &'static str,
+        table: Table,
         at: Position,
         prev_ts: i64,
     },
@@ -611,7 +635,7 @@ impl<R: TableRow> TableStream<R> {
                         .unwrap_or_else(|| "its thread ended before the table did".to_string());
                     self.stop = Some(StreamStop::Failed(SourceError::ReaderLost {
                         path: self.path.clone(),
-                        table: R::TABLE,
+                        table: R::TABLE.name(),
                         detail,
                     }));
                     self.ended = true;

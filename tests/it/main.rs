@@ -5,5 +5,6 @@ mod harness;
 mod okx;
 mod processor;
 mod resume;
+mod store;
 mod supervisor;
 mod viewer;

@@ -5,7 +5,7 @@
 use crate::harness::{fast_tempdir, json, processor, temp_files, KillOnDrop, PROCESSOR};
 use orderflow::synth::SynthConfig;
 use rand::{Rng, SeedableRng};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -135,23 +135,28 @@ fn twenty_sigkills_lose_nothing() {
     assert_eq!(temp_files(&out), Vec::<String>::new());
 }
 
-/// Every file in `dir` but the lock: its bytes and modification time.
-fn contents_and_mtimes(dir: &Path) -> Vec<(Vec<u8>, std::time::SystemTime)> {
+/// Every file in `dir` and below (the series store) but the lock: its
+/// path, bytes and modification time.
+fn contents_and_mtimes(dir: &Path) -> Vec<(PathBuf, Vec<u8>, std::time::SystemTime)> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .flatten()
         .filter(|e| e.file_name() != ".writer.lock")
         .collect();
     entries.sort_by_key(|e| e.file_name());
-    entries
-        .iter()
-        .map(|e| {
-            (
+    let mut out = Vec::new();
+    for e in entries {
+        if e.file_type().unwrap().is_dir() {
+            out.extend(contents_and_mtimes(&e.path()));
+        } else {
+            out.push((
+                e.path(),
                 std::fs::read(e.path()).unwrap(),
                 e.metadata().unwrap().modified().unwrap(),
-            )
-        })
-        .collect()
+            ));
+        }
+    }
+    out
 }
 
 #[test]

@@ -1,0 +1,28 @@
+//! The series store: every bar of the run, for every instrument, at every
+//! stored timeframe, in `OUT/series/` (docs/formats.md, "Series store").
+//!
+//! The rolling files of [`crate::ipc`] keep the last bars of one instrument
+//! at one window; the store keeps the whole run, segment by segment, so a
+//! reader can fetch any range without the processor ever rewriting more
+//! than each series' newest segment. This module is the store's one home:
+//!
+//! - [`timeframe`]: window lengths (`1s`, `5m`, `1d`) and their names;
+//! - [`bar`]: the 14-column bar, exact, and exact merging into longer windows;
+//! - [`format`]: paths, the segment object, the index;
+//! - [`recorder`]: the processor's side, building segments row by row.
+//!
+//! It writes nothing itself (the processor's writer thread does, with the
+//! atomic replace of [`crate::ipc`]) and knows nothing of SQLite or HTTP.
+
+pub mod bar;
+pub mod format;
+pub mod recorder;
+pub mod timeframe;
+
+pub use bar::{merge_into, FileBar, Sample, SeriesBar};
+pub use format::{Index, IndexEntry, SegmentFile, SegmentHeader};
+pub use recorder::{InstrumentRecorder, Segment, SegmentWrite, SeriesRecorder};
+pub use timeframe::{Timeframe, TimeframeError};
+
+/// The timeframes stored when none are asked for.
+pub const DEFAULT_TIMEFRAMES: &str = "1s,1m,1h,1d";

@@ -1,0 +1,595 @@
+//! The series store (docs/formats.md, "Series store"): every bar of every
+//! series against an independent computation from the SQLite files, the
+//! index and each instrument's depth; the rolling files unchanged by
+//! reference instruments; SIGKILL at random instants while a reader
+//! hashes every sealed segment; bad `--timeframes` and `--with`.
+
+use crate::harness::{fast_tempdir, json, processor, KillOnDrop, PROCESSOR};
+use orderflow::model::Fixed;
+use orderflow::synth::{LevelFormat, SynthConfig};
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const DAY: i64 = 1_704_067_200_000;
+const PRIMARY: &str = "GEN-USDT";
+const OTHER: &str = "ALT-USDT";
+const TIMEFRAMES: [(&str, i64); 5] = [
+    ("1s", 1_000),
+    ("7s", 7_000),
+    ("1m", 60_000),
+    ("1h", 3_600_000),
+    ("1d", 86_400_000),
+];
+
+/// Two instruments' captures, in two level formats, `minutes` long.
+fn generate(dir: &Path, minutes: i64) -> (PathBuf, PathBuf) {
+    let mut a = SynthConfig::new(DAY, minutes * 60_000);
+    a.levels_per_side = 120;
+    let mut b = a.clone();
+    b.format = LevelFormat::JsonNumbers;
+    b.mid = Fixed::from_int(2_000);
+    b.tick = Fixed::from_raw(1_000_000);
+    b.seed = 7;
+    b.book_per_second = 6.0;
+    b.trades_per_second = 0.7;
+    let pa = dir.join(format!("{PRIMARY}-2024-01-01.db"));
+    let pb = dir.join(format!("{OTHER}-2024-01-01.db"));
+    orderflow::synth::write_file(&pa, &a).unwrap();
+    orderflow::synth::write_file(&pb, &b).unwrap();
+    (pa, pb)
+}
+
+fn args(files: &(PathBuf, PathBuf), out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = [
+        PRIMARY,
+        "2024-01-01",
+        "2024-01-01",
+        "--with",
+        OTHER,
+        "--timeframes",
+        "1s,7s,1m,1h,1d",
+        "--window-seconds",
+        "10",
+        "--db",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    v.push(files.0.display().to_string());
+    v.push(files.1.display().to_string());
+    v.push("--out".into());
+    v.push(out.display().to_string());
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+fn run_ok(args: &[String]) {
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = processor(&a);
+    assert!(
+        run.status.success(),
+        "orderflow-processor {a:?}: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
+// ---- an independent computation of §3 at each timeframe ----
+
+/// Decimal text or JSON number → raw 10⁻⁸ units (through the decimal text).
+fn raw(v: &Value) -> i64 {
+    let text = match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        other => panic!("not a number: {other}"),
+    };
+    Fixed::parse(&text)
+        .unwrap_or_else(|| panic!("bad number {text}"))
+        .raw()
+}
+
+fn levels(text: &str) -> Vec<(i64, i64)> {
+    let v: Value = serde_json::from_str(text).expect("level text is JSON in these captures");
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (raw(&l[0]), raw(&l[1])))
+        .collect()
+}
+
+#[derive(Default)]
+struct RefBook {
+    bids: BTreeMap<i64, i64>,
+    asks: BTreeMap<i64, i64>,
+}
+
+impl RefBook {
+    fn apply(side: &mut BTreeMap<i64, i64>, levels: Vec<(i64, i64)>) {
+        for (p, s) in levels {
+            if s <= 0 {
+                side.remove(&p);
+            } else {
+                side.insert(p, s);
+            }
+        }
+    }
+
+    fn obi(&self) -> f64 {
+        let b: i128 = self.bids.values().map(|&s| s as i128).sum();
+        let a: i128 = self.asks.values().map(|&s| s as i128).sum();
+        if a + b == 0 {
+            0.0
+        } else {
+            (b - a) as f64 / (b + a) as f64
+        }
+    }
+}
+
+/// A bar kept the plain way: `[ts, o, h, l, c, v, obi×4, cvd×4]`.
+#[derive(Clone)]
+struct RefBar {
+    ts: i64,
+    price: Option<[i64; 4]>,
+    volume: i64,
+    obi: [f64; 4],
+    cvd: [i64; 4],
+}
+
+impl RefBar {
+    fn json(&self) -> Value {
+        let f = |r: i64| r as f64 / 1e8;
+        let p = |i: usize| self.price.map(|p| f(p[i]));
+        json!([
+            self.ts,
+            p(0),
+            p(1),
+            p(2),
+            p(3),
+            f(self.volume),
+            self.obi[0],
+            self.obi[1],
+            self.obi[2],
+            self.obi[3],
+            f(self.cvd[0]),
+            f(self.cvd[1]),
+            f(self.cvd[2]),
+            f(self.cvd[3])
+        ])
+    }
+}
+
+struct Reference {
+    /// Per timeframe label: bars oldest first.
+    bars: HashMap<&'static str, Vec<RefBar>>,
+    book: RefBook,
+}
+
+/// Replays one capture file: book and trades by `(timestamp, id)`, book
+/// first on equal timestamps.
+fn reference(db: &Path) -> Reference {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    // (ts, kind 0 = book / 1 = trade, id, payload)
+    let mut rows: Vec<(i64, u8, i64, Value)> = Vec::new();
+    let mut q = conn
+        .prepare("SELECT id, timestamp, bids, asks FROM book")
+        .unwrap();
+    let it = q
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(1)?,
+                0u8,
+                r.get::<_, i64>(0)?,
+                json!([r.get::<_, String>(2)?, r.get::<_, String>(3)?]),
+            ))
+        })
+        .unwrap();
+    rows.extend(it.map(Result::unwrap));
+    let mut q = conn
+        .prepare("SELECT id, timestamp, price, size, side FROM trades")
+        .unwrap();
+    let it = q
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(1)?,
+                1u8,
+                r.get::<_, i64>(0)?,
+                json!([
+                    r.get::<_, f64>(2)?,
+                    r.get::<_, f64>(3)?,
+                    r.get::<_, String>(4)?
+                ]),
+            ))
+        })
+        .unwrap();
+    rows.extend(it.map(Result::unwrap));
+    rows.sort_by_key(|r| (r.0, r.1, r.2));
+
+    let mut book = RefBook::default();
+    let mut cvd = 0i64;
+    let mut bars: HashMap<&'static str, Vec<RefBar>> = HashMap::new();
+    for (ts, kind, _, payload) in rows {
+        let mut trade = None;
+        if kind == 0 {
+            RefBook::apply(&mut book.bids, levels(payload[0].as_str().unwrap()));
+            RefBook::apply(&mut book.asks, levels(payload[1].as_str().unwrap()));
+        } else {
+            let (p, s) = (
+                Fixed::from_f64(payload[0].as_f64().unwrap()).unwrap().raw(),
+                Fixed::from_f64(payload[1].as_f64().unwrap()).unwrap().raw(),
+            );
+            match payload[2].as_str().unwrap() {
+                "buy" => cvd += s,
+                "sell" => cvd -= s,
+                _ => {}
+            }
+            trade = Some((p, s));
+        }
+        let obi = book.obi();
+        for (label, w) in TIMEFRAMES {
+            let window = ts.div_euclid(w) * w;
+            let list = bars.entry(label).or_default();
+            if list.last().is_none_or(|b| b.ts != window) {
+                list.push(RefBar {
+                    ts: window,
+                    price: None,
+                    volume: 0,
+                    obi: [obi; 4],
+                    cvd: [cvd; 4],
+                });
+            }
+            let bar = list.last_mut().unwrap();
+            if let Some((p, s)) = trade {
+                bar.price = Some(match bar.price {
+                    None => [p; 4],
+                    Some([o, h, l, _]) => [o, h.max(p), l.min(p), p],
+                });
+                bar.volume += s;
+            }
+            bar.obi = [bar.obi[0], bar.obi[1].max(obi), bar.obi[2].min(obi), obi];
+            bar.cvd = [bar.cvd[0], bar.cvd[1].max(cvd), bar.cvd[2].min(cvd), cvd];
+        }
+    }
+    Reference { bars, book }
+}
+
+/// Every bar of a series, read segment by segment as the index lists them,
+/// checking each segment's fields.
+fn stored_bars(out: &Path, instrument: &str, tf: &str, window_ms: i64) -> Vec<Value> {
+    let index = json(&out.join("series/index.json"));
+    let id = format!("{instrument}/{tf}");
+    let entry = index["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == id)
+        .unwrap_or_else(|| panic!("{id} is not in the index: {index}"))
+        .clone();
+    assert_eq!(entry["instrument"], instrument);
+    assert_eq!(entry["timeframe"], tf);
+    assert_eq!(entry["window_ms"], window_ms);
+    let mut bars = Vec::new();
+    for start in entry["segments"].as_array().unwrap() {
+        let start = start.as_i64().unwrap();
+        let seg = json(&out.join(format!("series/{instrument}/{tf}/{start}.json")));
+        assert_eq!(seg["series"], id.as_str());
+        assert_eq!(seg["window_ms"], window_ms);
+        assert_eq!(seg["start_ms"], start);
+        assert_eq!(seg["end_ms"], start + 1000 * window_ms);
+        assert_eq!(seg["sealed"], true, "a finished run seals every segment");
+        assert!(seg["written_ms"].as_i64().unwrap() > 1_600_000_000_000);
+        assert_eq!(
+            start % (1000 * window_ms),
+            0,
+            "segments align to 1000 windows"
+        );
+        for b in seg["bars"].as_array().unwrap() {
+            let ts = b[0].as_i64().unwrap();
+            assert!(
+                ts >= start && ts < start + 1000 * window_ms,
+                "{id}: bar {ts} outside {start}"
+            );
+            bars.push(b.clone());
+        }
+    }
+    assert_eq!(entry["bars"], bars.len(), "{id}: index bar count");
+    assert_eq!(
+        entry["first_ts"],
+        bars.first().map(|b| b[0].clone()).unwrap_or(Value::Null)
+    );
+    assert_eq!(
+        entry["last_ts"],
+        bars.last().map(|b| b[0].clone()).unwrap_or(Value::Null)
+    );
+    bars
+}
+
+fn best(side: &BTreeMap<i64, i64>, descending: bool, n: usize) -> Value {
+    let f = |r: i64| r as f64 / 1e8;
+    let it: Box<dyn Iterator<Item = (&i64, &i64)>> = if descending {
+        Box::new(side.iter().rev())
+    } else {
+        Box::new(side.iter())
+    };
+    Value::Array(it.take(n).map(|(&p, &s)| json!([f(p), f(s)])).collect())
+}
+
+#[test]
+fn every_bar_of_every_series_matches_an_independent_replay() {
+    let dir = fast_tempdir();
+    let files = generate(dir.path(), 25);
+    let out = dir.path().join("out");
+    run_ok(&args(&files, &out, &[]));
+    let index = json(&out.join("series/index.json"));
+    assert_eq!(
+        index["series"].as_array().unwrap().len(),
+        10,
+        "2 instruments × 5 timeframes"
+    );
+    for (instrument, db) in [(PRIMARY, &files.0), (OTHER, &files.1)] {
+        let r = reference(db);
+        for (tf, w) in TIMEFRAMES {
+            let want: Vec<Value> = r.bars[tf].iter().map(RefBar::json).collect();
+            let got = stored_bars(&out, instrument, tf, w);
+            assert_eq!(got.len(), want.len(), "{instrument}/{tf}: bar count");
+            for (g, w) in got.iter().zip(&want) {
+                assert_eq!(g, w, "{instrument}/{tf}");
+            }
+        }
+        // 25 minutes of 1 s bars need two segments; both are written.
+        let one_s = r.bars["1s"].len();
+        assert!(one_s > 1000, "{one_s} one-second bars");
+        let depth = json(&out.join(format!("series/{instrument}/depth.json")));
+        assert_eq!(
+            depth["bids"],
+            best(&r.book.bids, true, 50),
+            "{instrument} bids"
+        );
+        assert_eq!(
+            depth["asks"],
+            best(&r.book.asks, false, 50),
+            "{instrument} asks"
+        );
+    }
+    // Windows with only book rows have null prices and zero volume.
+    let alt = stored_bars(&out, OTHER, "1s", 1000);
+    assert!(alt.iter().any(|b| b[1].is_null() && b[5] == json!(0.0)));
+}
+
+#[test]
+fn reference_instruments_leave_the_rolling_files_as_they_were() {
+    let dir = fast_tempdir();
+    let files = generate(dir.path(), 6);
+    let with = dir.path().join("with");
+    run_ok(&args(&files, &with, &[]));
+    let alone = dir.path().join("alone");
+    let a = [
+        PRIMARY,
+        "2024-01-01",
+        "2024-01-01",
+        "--window-seconds",
+        "10",
+        "--db",
+        files.0.to_str().unwrap(),
+        "--out",
+        alone.to_str().unwrap(),
+    ];
+    let run = processor(&a);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    for f in ["ohlc_data.json", "metrics_data.json", "depth_data.json"] {
+        assert_eq!(
+            std::fs::read(with.join(f)).unwrap(),
+            std::fs::read(alone.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    // The default timeframes.
+    let index = json(&alone.join("series/index.json"));
+    let ids: Vec<&str> = index["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["GEN-USDT/1s", "GEN-USDT/1m", "GEN-USDT/1h", "GEN-USDT/1d"]
+    );
+}
+
+/// Every store file below `out/series`, parsed, with the wall-clock stamps
+/// (`written_ms`, `updated_ms`) taken out.
+fn store_files(out: &Path) -> BTreeMap<PathBuf, Value> {
+    fn walk(dir: &Path, base: &Path, into: &mut BTreeMap<PathBuf, Value>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, base, into);
+            } else {
+                let mut v = json(&p);
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("written_ms");
+                    o.remove("updated_ms");
+                }
+                into.insert(p.strip_prefix(base).unwrap().to_path_buf(), v);
+            }
+        }
+    }
+    let mut all = BTreeMap::new();
+    walk(&out.join("series"), out, &mut all);
+    all
+}
+
+/// Hashes of the sealed segments under `out/series` (path → bytes).
+fn sealed_segments(out: &Path, seen: &mut HashMap<PathBuf, Vec<u8>>) -> usize {
+    let mut checked = 0;
+    let Ok(instruments) = std::fs::read_dir(out.join("series")) else {
+        return 0;
+    };
+    for i in instruments.flatten().filter(|e| e.path().is_dir()) {
+        for tf in std::fs::read_dir(i.path()).into_iter().flatten().flatten() {
+            for seg in std::fs::read_dir(tf.path()).into_iter().flatten().flatten() {
+                let p = seg.path();
+                if p.extension().is_none_or(|e| e != "json") {
+                    continue;
+                }
+                let Ok(bytes) = std::fs::read(&p) else {
+                    continue;
+                };
+                let v: Value = serde_json::from_slice(&bytes)
+                    .unwrap_or_else(|e| panic!("{} is torn: {e}", p.display()));
+                if v["sealed"] == true {
+                    if let Some(before) = seen.get(&p) {
+                        assert!(before == &bytes, "sealed {} changed", p.display());
+                    }
+                    seen.insert(p, bytes);
+                    checked += 1;
+                }
+            }
+        }
+    }
+    checked
+}
+
+#[test]
+fn sigkills_at_random_instants_leave_the_store_as_an_uninterrupted_run() {
+    let dir = fast_tempdir();
+    let files = generate(dir.path(), 180);
+    let reference = dir.path().join("reference");
+    let started = Instant::now();
+    run_ok(&args(&files, &reference, &["--flush-ms", "20"]));
+    let total = started.elapsed();
+
+    let out = dir.path().join("out");
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (stop, out) = (stop.clone(), out.clone());
+        std::thread::spawn(move || {
+            let mut seen = HashMap::new();
+            let mut reads = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                sealed_segments(&out, &mut seen);
+                reads += 1;
+            }
+            (reads, seen.len())
+        })
+    };
+    let argv = args(&files, &out, &["--flush-ms", "20"]);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    let mut kills = 0;
+    for _ in 0..15 {
+        let child = std::process::Command::new(PROCESSOR)
+            .args(&argv)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut child = KillOnDrop(child);
+        let deadline = Instant::now() + total.mul_f64(rng.gen_range(0.03..0.3));
+        while Instant::now() < deadline && child.0.try_wait().unwrap().is_none() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if child.0.try_wait().unwrap().is_some() {
+            break;
+        }
+        child.0.kill().unwrap();
+        child.0.wait().unwrap();
+        kills += 1;
+    }
+    run_ok(&argv);
+    stop.store(true, Ordering::Relaxed);
+    let (reads, sealed_seen) = reader.join().unwrap();
+    assert!(kills >= 10, "only {kills} kills landed mid-run");
+    assert!(
+        reads > 10 && sealed_seen > 0,
+        "{reads} reads, {sealed_seen} sealed segments seen"
+    );
+    let (got, want) = (store_files(&out), store_files(&reference));
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>(),
+        "the same store files"
+    );
+    for (path, v) in &want {
+        assert!(
+            &got[path] == v,
+            "{} differs after {kills} kills",
+            path.display()
+        );
+    }
+    // And the sealed files the reader saw never changed afterwards either.
+    let mut seen = HashMap::new();
+    sealed_segments(&out, &mut seen);
+}
+
+#[test]
+fn bad_timeframes_and_reference_instruments_are_refused_before_anything_is_written() {
+    let dir = fast_tempdir();
+    let files = generate(dir.path(), 1);
+    let out = dir.path().join("out");
+    for (tf, why) in [
+        (
+            "7x",
+            "\"7x\" is not a timeframe: it does not end in s, m, h or d",
+        ),
+        ("0s", "\"0s\" is not a timeframe: it is zero"),
+        (
+            "1.5s",
+            "\"1.5s\" is not a timeframe: it does not start with a whole number",
+        ),
+    ] {
+        let mut a = args(&files, &out, &[]);
+        let at = a.iter().position(|x| x == "1s,7s,1m,1h,1d").unwrap();
+        a[at] = tf.to_string();
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        let run = processor(&a);
+        assert_eq!(run.status.code(), Some(1), "--timeframes {tf}");
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(err.contains(&format!("--timeframes: {why}")), "{err}");
+        assert!(!out.exists(), "nothing may be written for a bad argument");
+    }
+    // A reference instrument with no files for the dates, by discovery…
+    let run = processor(&[
+        PRIMARY,
+        "2024-01-01",
+        "2024-01-01",
+        "--with",
+        "NOPE-USDT",
+        "--data-root",
+        dir.path().to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(run.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        err.contains("no capture file for NOPE-USDT from 2024-01-01"),
+        "{err}"
+    );
+    assert!(!out.exists());
+    // …and among explicit files.
+    let run = processor(&[
+        PRIMARY,
+        "2024-01-01",
+        "2024-01-01",
+        "--with",
+        "NOPE-USDT",
+        "--db",
+        files.0.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(run.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        err.contains("none of the --db files belongs to NOPE-USDT"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}
