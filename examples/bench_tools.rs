@@ -12,11 +12,20 @@ use std::time::{Duration, Instant};
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        Some("gen") if args.len() == 5 => {
+        // gen DIR INSTRUMENT DATE HOURS [okx|json|python [SEED]]
+        Some("gen") if (5..=7).contains(&args.len()) => {
             let day = chrono::NaiveDate::parse_from_str(&args[3], "%Y-%m-%d").context("DATE")?;
             let hours: f64 = args[4].parse().context("HOURS")?;
             let mut template = SynthConfig::new(0, 0);
-            template.format = LevelFormat::OkxStrings;
+            template.format = match args.get(5).map(String::as_str) {
+                None | Some("okx") => LevelFormat::OkxStrings,
+                Some("json") => LevelFormat::JsonNumbers,
+                Some("python") => LevelFormat::Python,
+                Some(other) => bail!("FORMAT {other:?}: use okx, json or python"),
+            };
+            if let Some(seed) = args.get(6) {
+                template.seed = seed.parse().context("SEED")?;
+            }
             let paths = write_days(Path::new(&args[1]), &args[2], day, 1, hours, &template)?;
             for p in paths {
                 println!("{}", p.display());
