@@ -9,18 +9,22 @@
 //! - [`timeframe`]: window lengths (`1s`, `5m`, `1d`) and their names;
 //! - [`bar`]: the 14-column bar, exact, and exact merging into longer windows;
 //! - [`format`]: paths, the segment object, the index;
-//! - [`recorder`]: the processor's side, building segments row by row.
+//! - [`recorder`]: the processor's side, building segments row by row;
+//! - [`reader`]: the viewer's side, a bounded cache of segments and range
+//!   queries at any multiple of a stored timeframe, merged exactly.
 //!
 //! It writes nothing itself (the processor's writer thread does, with the
 //! atomic replace of [`crate::ipc`]) and knows nothing of SQLite or HTTP.
 
 pub mod bar;
 pub mod format;
+pub mod reader;
 pub mod recorder;
 pub mod timeframe;
 
 pub use bar::{merge_into, FileBar, Sample, SeriesBar};
 pub use format::{Index, IndexEntry, SegmentFile, SegmentHeader};
+pub use reader::{QueryError, RangeAnswer, RangeQuery, StoreError, StoreReader};
 pub use recorder::{InstrumentRecorder, Segment, SegmentWrite, SeriesRecorder};
 pub use timeframe::{Timeframe, TimeframeError};
 

@@ -4,7 +4,9 @@
 //! Cut like mini-redis: this module owns the configuration, binding and
 //! the run loop with its shutdown; [`routes`] the HTTP surface; [`state`]
 //! the last good copy of each file and the change broadcast; [`watch`]
-//! the directory watch that feeds it; [`assets`] the embedded page.
+//! the directory watch that feeds it; [`assets`] the embedded page;
+//! [`series`] the series store's range API, [`hub`] its live diffs and
+//! [`stream`] the `/api/stream` subscribers of those.
 //!
 //! The viewer only reads `OUT` (no lock, no writes): everything it serves
 //! can be rebuilt from the files, so a killed and restarted viewer serves
@@ -12,8 +14,11 @@
 //! so that a taken port is an error the binary reports, not a panic.
 
 pub mod assets;
+pub mod hub;
 pub mod routes;
+pub mod series;
 pub mod state;
+pub mod stream;
 pub mod watch;
 
 use std::future::Future;
@@ -178,10 +183,28 @@ impl Viewer {
     ) -> Result<(), ViewerError> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let watcher = watch::spawn(self.state.clone(), stop_rx.clone())?;
+        let reader = Arc::new(crate::store::StoreReader::new(
+            &self.config.out_dir,
+            crate::store::reader::DEFAULT_CACHE_BARS,
+        ));
+        let hub = Arc::new(hub::Hub::new(reader));
+        let hub_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let hub_thread = {
+            let (hub, stop) = (hub.clone(), hub_stop.clone());
+            std::thread::Builder::new()
+                .name("hub".into())
+                .spawn(move || hub.run(stop))
+                .map_err(|source| ViewerError::Watch {
+                    dir: self.config.out_dir.clone(),
+                    source: notify::Error::io(source),
+                })?
+        };
+        let status_forward = forward_status(self.state.clone(), hub.clone(), stop_rx.clone());
         let ctx = routes::Ctx {
             state: self.state.clone(),
             hosts: AllowedHosts::new(self.addr, &self.config.host),
             shutdown: stop_rx.clone(),
+            hub,
         };
         let server = warp::serve(routes::routes(ctx))
             .incoming(self.listener)
@@ -199,8 +222,37 @@ impl Viewer {
             } => {}
         }
         watcher.abort();
+        status_forward.abort();
+        hub_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = tokio::task::spawn_blocking(move || hub_thread.join()).await;
         Ok(())
     }
+}
+
+/// Numbers each new `status.json` into the hub's event sequence.
+fn forward_status(
+    state: Arc<State>,
+    hub: Arc<hub::Hub>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let mut rx = state.subscribe();
+    let status = state::index_of_name(crate::ipc::files::STATUS);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                r = rx.recv() => match r {
+                    Ok(c) if Some(c.file) == status.map(|i| state::FILES[i].name) && !c.stale => {
+                        if let Some(snap) = status.and_then(|i| state.snapshot(i)) {
+                            hub.publish_status(&snap.body);
+                        }
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                },
+                _ = shutdown.wait_for(|stop| *stop) => break,
+            }
+        }
+    })
 }
 
 /// Binds and serves `config` until `shutdown`.

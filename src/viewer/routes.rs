@@ -12,6 +12,7 @@
 
 use super::assets::{self, Asset};
 use super::state::{index_of_route, Change, State};
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -115,6 +116,8 @@ pub struct Ctx {
     pub hosts: AllowedHosts,
     /// Turns true when the server shuts down; ends the event streams.
     pub shutdown: watch::Receiver<bool>,
+    /// The series store's reader and live diffs.
+    pub hub: Arc<super::hub::Hub>,
 }
 
 fn host_guard(hosts: AllowedHosts) -> impl Filter<Extract = (), Error = Rejection> + Clone {
@@ -168,6 +171,30 @@ pub fn routes(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Infallib
             .map(asset_reply)
             .ok_or_else(warp::reject::not_found)
     });
+    let hub = ctx.hub.clone();
+    let with_reader = warp::any().map(move || hub.reader().clone());
+    let series_index = warp::path!("api" / "series")
+        .and(with_reader.clone())
+        .then(super::series::index);
+    let series_range = warp::path!("api" / "series" / String / String)
+        .and(warp::query::<HashMap<String, String>>())
+        .and(with_reader)
+        .then(|i: String, tf: String, q: HashMap<String, String>, r| {
+            super::series::range(r, i, tf, q)
+        });
+    let stream_ctx = ctx.clone();
+    let stream = warp::path!("api" / "stream")
+        .and(warp::query::<HashMap<String, String>>())
+        .and(warp::header::optional::<String>("last-event-id"))
+        .map(move |q: HashMap<String, String>, last: Option<String>| {
+            super::stream::stream(
+                stream_ctx.hub.clone(),
+                stream_ctx.state.instance().to_string(),
+                q,
+                last,
+                stream_ctx.shutdown.clone(),
+            )
+        });
     let api = warp::path!("api" / String).and(with_state).and_then(
         |route: String, s: Arc<State>| async move {
             api_file(&route, &s).ok_or_else(warp::reject::not_found)
@@ -175,7 +202,15 @@ pub fn routes(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Infallib
     );
     host_guard(ctx.hosts)
         .and(warp::get())
-        .and(page.or(health).or(events).or(asset).or(api))
+        .and(
+            page.or(health)
+                .or(events)
+                .or(series_index)
+                .or(series_range)
+                .or(stream)
+                .or(asset)
+                .or(api),
+        )
         .recover(handle_rejection)
         .with(warp::reply::with::headers(security_headers()))
 }

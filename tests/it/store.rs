@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const DAY: i64 = 1_704_067_200_000;
-const PRIMARY: &str = "GEN-USDT";
-const OTHER: &str = "ALT-USDT";
+pub const PRIMARY: &str = "GEN-USDT";
+pub const OTHER: &str = "ALT-USDT";
 const TIMEFRAMES: [(&str, i64); 5] = [
     ("1s", 1_000),
     ("7s", 7_000),
@@ -27,7 +27,7 @@ const TIMEFRAMES: [(&str, i64); 5] = [
 ];
 
 /// Two instruments' captures, in two level formats, `minutes` long.
-fn generate(dir: &Path, minutes: i64) -> (PathBuf, PathBuf) {
+pub fn generate(dir: &Path, minutes: i64) -> (PathBuf, PathBuf) {
     let mut a = SynthConfig::new(DAY, minutes * 60_000);
     a.levels_per_side = 120;
     let mut b = a.clone();
@@ -44,7 +44,7 @@ fn generate(dir: &Path, minutes: i64) -> (PathBuf, PathBuf) {
     (pa, pb)
 }
 
-fn args(files: &(PathBuf, PathBuf), out: &Path, extra: &[&str]) -> Vec<String> {
+pub fn args(files: &(PathBuf, PathBuf), out: &Path, extra: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = [
         PRIMARY,
         "2024-01-01",
@@ -68,7 +68,7 @@ fn args(files: &(PathBuf, PathBuf), out: &Path, extra: &[&str]) -> Vec<String> {
     v
 }
 
-fn run_ok(args: &[String]) {
+pub fn run_ok(args: &[String]) {
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
     let run = processor(&a);
     assert!(

@@ -77,6 +77,8 @@ fn parse(raw: &[u8]) -> Reply {
 #[derive(Clone, Debug)]
 pub struct SseEvent {
     pub name: String,
+    /// The event's `id:`, if it had one.
+    pub id: Option<String>,
     pub data: serde_json::Value,
     pub at: Instant,
 }
@@ -89,10 +91,16 @@ pub struct Sse {
 
 impl Sse {
     pub fn connect(addr: SocketAddr) -> Sse {
+        Sse::connect_to(addr, "/api/events", "")
+    }
+
+    /// Any event stream at `path`, with extra header lines (each ending
+    /// in `\r\n`).
+    pub fn connect_to(addr: SocketAddr, path: &str, headers: &str) -> Sse {
         let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
         write!(
             s,
-            "GET /api/events HTTP/1.0\r\nHost: 127.0.0.1:{}\r\n\r\n",
+            "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{}\r\n{headers}\r\n",
             addr.port()
         )
         .unwrap();
@@ -108,6 +116,7 @@ impl Sse {
                 }
             }
             let (mut name, mut data) = (String::from("message"), String::new());
+            let mut id: Option<String> = None;
             loop {
                 line.clear();
                 match r.read_line(&mut line) {
@@ -119,6 +128,7 @@ impl Sse {
                     if !data.is_empty() {
                         let ev = SseEvent {
                             name: std::mem::replace(&mut name, "message".into()),
+                            id: id.take(),
                             data: serde_json::from_str(&data)
                                 .unwrap_or(serde_json::Value::String(data.clone())),
                             at: Instant::now(),
@@ -132,10 +142,18 @@ impl Sse {
                     name = v.trim().to_string();
                 } else if let Some(v) = l.strip_prefix("data:") {
                     data.push_str(v.trim());
+                } else if let Some(v) = l.strip_prefix("id:") {
+                    id = Some(v.trim().to_string());
                 }
             }
         });
         Sse { rx }
+    }
+
+    /// The next event of any name before `deadline`.
+    pub fn next(&self, deadline: Instant) -> Option<SseEvent> {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        self.rx.recv_timeout(left).ok()
     }
 
     /// The next event named `name` (others are skipped) before `deadline`.

@@ -7,4 +7,5 @@ mod bench;
 mod browser;
 mod client;
 mod http;
+mod series;
 mod webdriver;
