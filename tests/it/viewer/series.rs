@@ -362,3 +362,188 @@ fn stream_subscribers_rebuild_the_store_from_snapshot_and_diffs() {
     drop(stuck);
     let _ = OTHER;
 }
+
+#[test]
+fn the_python_example_follows_the_stream() {
+    if std::process::Command::new("python3").arg("--version").output().is_err() {
+        eprintln!("skipping: python3 is not installed");
+        return;
+    }
+    let dir = fast_tempdir();
+    let files = generate(dir.path(), 3);
+    let out = dir.path().join("out");
+    run_ok(&args(&files, &out, &[]));
+    let v = TestViewer::start(&out);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/follow_stream.py");
+    let mut child = crate::harness::KillOnDrop(
+        std::process::Command::new("python3")
+            .arg(script)
+            .args(["--url", &format!("http://{}", v.addr), "--series", "ALT-USDT/1m"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let want = segment_bars(&out, "ALT-USDT/1m");
+    let lines: Vec<String> = std::io::BufRead::lines(std::io::BufReader::new(stdout))
+        .take(want.len())
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(lines.len(), want.len());
+    for (line, bar) in lines.iter().zip(&want) {
+        assert!(line.starts_with("snapshot ALT-USDT/1m"), "{line}");
+        let close = if bar[4].is_null() { "no trades".to_string() } else { format!("C {}", bar[4]) };
+        assert!(line.contains(&close), "{line} lacks {close}");
+        assert!(line.contains(&format!("CVD {}", bar[13])), "{line}");
+    }
+}
+
+fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// `scripts/bench`: range queries on a whole-day store (`BENCH_STORE`, an
+/// `OUT` with two instruments × 24 h of `1s` bars; a 2 h one is made when
+/// unset) and stream delivery to 100 subscribers (rename → event).
+#[test]
+#[ignore = "benchmark: run by scripts/bench"]
+fn series_bench() {
+    let dir = fast_tempdir();
+    let out = match std::env::var_os("BENCH_STORE") {
+        Some(p) => std::path::PathBuf::from(p),
+        None => {
+            let files = generate(dir.path(), 120);
+            let out = dir.path().join("out");
+            run_ok(&args(&files, &out, &[]));
+            out
+        }
+    };
+    let v = TestViewer::start(&out);
+    let index = range(v.addr, "/api/series");
+    let one_s: Vec<(String, i64, i64)> = index["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["timeframe"] == "1s")
+        .map(|e| {
+            (
+                e["instrument"].as_str().unwrap().to_string(),
+                e["first_ts"].as_i64().unwrap(),
+                e["last_ts"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let bars: i64 = index["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["timeframe"] == "1s")
+        .map(|e| e["bars"].as_i64().unwrap())
+        .sum();
+    // Cold: the first whole-day query parses every segment.
+    let (inst, first, last) = &one_s[0];
+    let t = Instant::now();
+    range(v.addr, &format!("/api/series/{inst}/1s?from={first}&to={}&max_bars=2000", last + 1000));
+    let cold = t.elapsed().as_secs_f64() * 1e3;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+    let mut times = Vec::new();
+    let mut whole = Vec::new();
+    for i in 0..300 {
+        let (inst, first, last) = &one_s[i % one_s.len()];
+        let tf = ["1s", "1s", "1m", "5m", "15m", "1h"][rng.gen_range(0..6)];
+        let (a, b, max) = if i % 5 == 0 {
+            (*first, last + 1000, 2000)
+        } else {
+            let a = rng.gen_range(*first..*last);
+            (a, rng.gen_range(a..=*last + 1000), rng.gen_range(200..3000))
+        };
+        let t = Instant::now();
+        let got = range(v.addr, &format!("/api/series/{inst}/{tf}?from={a}&to={b}&max_bars={max}"));
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        assert!(got["bars"].as_array().unwrap().len() <= max);
+        if i % 5 == 0 {
+            whole.push(ms);
+        }
+        times.push(ms);
+    }
+    println!("series bench: store of {bars} 1s bars in {} series", one_s.len());
+    println!(
+        "  range query: p50 {:.2} ms, p99 {:.2} ms (300 random, max_bars 200-3000; whole day p50 {:.2} ms, p99 {:.2} ms; first cold whole day {cold:.1} ms)",
+        percentile(times.clone(), 0.5),
+        percentile(times, 0.99),
+        percentile(whole.clone(), 0.5),
+        percentile(whole, 0.99)
+    );
+    drop(v);
+
+    // Stream: 100 subscribers, 200 writes of a segment, rename → event.
+    let live = dir.path().join("live");
+    let tf: orderflow::store::Timeframe = "1s".parse().unwrap();
+    let write = |n: i64| -> Instant {
+        let mut r = orderflow::store::InstrumentRecorder::new("LIVE-USDT", &[tf]);
+        for i in 0..=n {
+            let s = orderflow::store::Sample {
+                trade: Some((
+                    orderflow::model::Fixed::from_int(100),
+                    orderflow::model::Fixed::from_raw(i + 1),
+                )),
+                obi: 0.0,
+                cvd: orderflow::model::Fixed::ZERO,
+            };
+            r.record(DAY + i * 1000, &s);
+        }
+        let w = &r.writes()[0];
+        let d = live.join(&w.dir);
+        std::fs::create_dir_all(&d).unwrap();
+        let mut bytes = Vec::new();
+        w.write(&mut bytes, orderflow::ipc::now_ms()).unwrap();
+        orderflow::ipc::write_atomic(&d, &w.name, &bytes).unwrap();
+        let at = Instant::now();
+        let index = orderflow::store::Index {
+            updated_ms: 0,
+            series: r.index_entries().collect(),
+        };
+        orderflow::ipc::write_atomic(
+            &live.join("series"),
+            "index.json",
+            &serde_json::to_vec(&index).unwrap(),
+        )
+        .unwrap();
+        at
+    };
+    write(0);
+    let v = TestViewer::start(&live);
+    let path = "/api/stream?series=LIVE-USDT/1s";
+    let subs: Vec<Sse> = (0..100).map(|_| Sse::connect_to(v.addr, path, "")).collect();
+    for s in &subs {
+        assert_eq!(s.next(Instant::now() + Duration::from_secs(10)).unwrap().name, "snapshot");
+    }
+    let mut written = Vec::new();
+    for n in 1..=200 {
+        written.push(write(n));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut lat = Vec::new();
+    for s in &subs {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while let Some(ev) = s.next(deadline) {
+            if ev.name != "bars" {
+                continue;
+            }
+            // The new bar's volume says which write it came from.
+            let n = ev.data["bars"].as_array().unwrap().last().unwrap()[5].as_f64().unwrap();
+            let n = (n * 1e8).round() as usize - 1;
+            lat.push(ev.at.saturating_duration_since(written[n - 1]).as_secs_f64() * 1e3);
+            if n == 200 {
+                break;
+            }
+        }
+    }
+    println!(
+        "  stream, 100 subscribers: rename to event p50 {:.2} ms, p99 {:.2} ms ({} events)",
+        percentile(lat.clone(), 0.5),
+        percentile(lat.clone(), 0.99),
+        lat.len()
+    );
+}
