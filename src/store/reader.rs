@@ -14,7 +14,7 @@
 //! merges exactly. With `max_bars`, the window is the smallest multiple
 //! `k × T` whose bars fit. This module only reads files.
 
-use super::bar::{merge_into, SeriesBar};
+use super::bar::SeriesBar;
 use super::format::{self, Index, IndexEntry, SegmentFile, SEGMENT_WINDOWS};
 use super::timeframe::Timeframe;
 use std::collections::HashMap;
@@ -258,15 +258,16 @@ impl StoreReader {
         (self.lock().bars, self.budget)
     }
 
-    /// The stored bars of `entry` with `from ≤ ts < to`, oldest first.
-    pub fn stored_bars(
+    /// Calls `f` with the slices of `entry`'s stored bars that have
+    /// `from ≤ ts < to`, oldest first (no copy of the bars is made).
+    fn each_slice(
         &self,
         entry: &IndexEntry,
         from: i64,
         to: i64,
-    ) -> Result<Vec<SeriesBar>, StoreError> {
+        mut f: impl FnMut(&[SeriesBar]),
+    ) -> Result<(), StoreError> {
         let span = entry.window_ms * SEGMENT_WINDOWS;
-        let mut out = Vec::new();
         for &start in &entry.segments {
             if start >= to || start + span <= from {
                 continue;
@@ -274,9 +275,64 @@ impl StoreReader {
             let seg = self.segment(&entry.instrument, entry.timeframe, start)?;
             let lo = seg.bars.partition_point(|b| b.ts < from);
             let hi = seg.bars.partition_point(|b| b.ts < to);
-            out.extend_from_slice(&seg.bars[lo..hi]);
+            f(&seg.bars[lo..hi]);
         }
+        Ok(())
+    }
+
+    /// The stored bars of `entry` with `from ≤ ts < to`, oldest first.
+    pub fn stored_bars(
+        &self,
+        entry: &IndexEntry,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<SeriesBar>, StoreError> {
+        let mut out = Vec::new();
+        self.each_slice(entry, from, to, |s| out.extend_from_slice(s))?;
         Ok(out)
+    }
+
+    /// The bars of windows `w` (a multiple of `entry`'s timeframe) whose
+    /// start is in `[from, to)`, merged from `entry`; or, with `count_only`,
+    /// just how many there are (nothing is built).
+    fn merged(
+        &self,
+        entry: &IndexEntry,
+        w: i64,
+        from: i64,
+        to: i64,
+        count_only: bool,
+    ) -> Result<(usize, Vec<SeriesBar>), StoreError> {
+        let (lo, hi) = (align_up(from, w), align_up(to, w));
+        let mut n = 0usize;
+        let mut out: Vec<SeriesBar> = Vec::new();
+        if w == entry.window_ms {
+            self.each_slice(entry, lo, hi, |s| {
+                n += s.len();
+                if !count_only {
+                    out.extend_from_slice(s);
+                }
+            })?;
+            return Ok((n, out));
+        }
+        let mut last = i64::MIN;
+        self.each_slice(entry, lo, hi, |s| {
+            for b in s {
+                let ts = b.ts.div_euclid(w) * w;
+                if ts != last {
+                    last = ts;
+                    n += 1;
+                    if !count_only {
+                        out.push(SeriesBar { ts, ..*b });
+                    }
+                } else if !count_only {
+                    if let Some(m) = out.last_mut() {
+                        m.merge(b);
+                    }
+                }
+            }
+        })?;
+        Ok((n, out))
     }
 
     /// Answers a range query (see [`RangeQuery`]).
@@ -331,22 +387,16 @@ impl StoreReader {
         };
         let from = q.from.unwrap_or(i64::MIN / 4);
         let to = q.to.unwrap_or(i64::MAX / 4);
-        let bars_at = |w: Timeframe| -> Result<Vec<SeriesBar>, QueryError> {
+        let at = |w: Timeframe, count_only: bool| {
             let src = source(w).unwrap_or(base);
-            let (lo, hi) = (align_up(from, w.ms()), align_up(to, w.ms()));
-            let fine = self.stored_bars(src, lo, hi)?;
-            Ok(if src.timeframe == w {
-                fine
-            } else {
-                merge_into(fine, w.ms())
-            })
+            self.merged(src, w.ms(), from, to, count_only)
         };
+        let (n, _) = at(q.timeframe, true)?;
         let mut window = q.timeframe;
-        let mut bars = bars_at(window)?;
         match q.max_bars {
-            Some(max) if bars.len() > max => {
+            Some(max) if n > max => {
                 // Each bar of k × T covers at most k bars of T.
-                let mut k = bars.len().div_ceil(max) as u64;
+                let mut k = n.div_ceil(max) as u64;
                 loop {
                     let Some(w) = q
                         .timeframe
@@ -358,23 +408,22 @@ impl StoreReader {
                             "max_bars {max} is too small for this range"
                         )));
                     };
-                    bars = bars_at(w)?;
-                    if bars.len() <= max {
+                    if at(w, true)?.0 <= max {
                         window = w;
                         break;
                     }
                     k += 1;
                 }
             }
-            None if bars.len() > MAX_BARS => {
+            None if n > MAX_BARS => {
                 return Err(QueryError::Bad(format!(
-                    "the range holds {} bars of {id}; pass max_bars (at most {MAX_BARS}) \
-                     or a narrower from/to",
-                    bars.len()
+                    "the range holds {n} bars of {id}; pass max_bars (at most {MAX_BARS}) \
+                     or a narrower from/to"
                 )));
             }
             _ => {}
         }
+        let (_, bars) = at(window, false)?;
         Ok(RangeAnswer {
             series: id,
             window_ms: window.ms(),
@@ -397,7 +446,7 @@ fn align_up(ts: i64, w: i64) -> i64 {
 mod tests {
     use super::*;
     use crate::model::Fixed;
-    use crate::store::{InstrumentRecorder, Sample};
+    use crate::store::{merge_into, InstrumentRecorder, Sample};
 
     /// A store of `instrument` with rows every 700 ms for `secs` seconds,
     /// written by the recorder itself.

@@ -263,7 +263,7 @@ fn stream_subscribers_rebuild_the_store_from_snapshot_and_diffs() {
         (v["series"].as_array()?.len() == 10).then_some(())
     });
     let path = format!("/api/stream?series={}", SUBSCRIBED.join(","));
-    let clients: Vec<Sse> = (0..20).map(|_| Sse::connect_to(addr, &path, "")).collect();
+    let clients: Vec<Sse> = (0..100).map(|_| Sse::connect_to(addr, &path, "")).collect();
     // One that never reads a byte.
     let mut stuck = std::net::TcpStream::connect(addr).unwrap();
     write!(
@@ -365,7 +365,11 @@ fn stream_subscribers_rebuild_the_store_from_snapshot_and_diffs() {
 
 #[test]
 fn the_python_example_follows_the_stream() {
-    if std::process::Command::new("python3").arg("--version").output().is_err() {
+    if std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         eprintln!("skipping: python3 is not installed");
         return;
     }
@@ -378,7 +382,12 @@ fn the_python_example_follows_the_stream() {
     let mut child = crate::harness::KillOnDrop(
         std::process::Command::new("python3")
             .arg(script)
-            .args(["--url", &format!("http://{}", v.addr), "--series", "ALT-USDT/1m"])
+            .args([
+                "--url",
+                &format!("http://{}", v.addr),
+                "--series",
+                "ALT-USDT/1m",
+            ])
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap(),
@@ -392,7 +401,11 @@ fn the_python_example_follows_the_stream() {
     assert_eq!(lines.len(), want.len());
     for (line, bar) in lines.iter().zip(&want) {
         assert!(line.starts_with("snapshot ALT-USDT/1m"), "{line}");
-        let close = if bar[4].is_null() { "no trades".to_string() } else { format!("C {}", bar[4]) };
+        let close = if bar[4].is_null() {
+            "no trades".to_string()
+        } else {
+            format!("C {}", bar[4])
+        };
         assert!(line.contains(&close), "{line} lacks {close}");
         assert!(line.contains(&format!("CVD {}", bar[13])), "{line}");
     }
@@ -444,7 +457,13 @@ fn series_bench() {
     // Cold: the first whole-day query parses every segment.
     let (inst, first, last) = &one_s[0];
     let t = Instant::now();
-    range(v.addr, &format!("/api/series/{inst}/1s?from={first}&to={}&max_bars=2000", last + 1000));
+    range(
+        v.addr,
+        &format!(
+            "/api/series/{inst}/1s?from={first}&to={}&max_bars=2000",
+            last + 1000
+        ),
+    );
     let cold = t.elapsed().as_secs_f64() * 1e3;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
     let mut times = Vec::new();
@@ -459,7 +478,10 @@ fn series_bench() {
             (a, rng.gen_range(a..=*last + 1000), rng.gen_range(200..3000))
         };
         let t = Instant::now();
-        let got = range(v.addr, &format!("/api/series/{inst}/{tf}?from={a}&to={b}&max_bars={max}"));
+        let got = range(
+            v.addr,
+            &format!("/api/series/{inst}/{tf}?from={a}&to={b}&max_bars={max}"),
+        );
         let ms = t.elapsed().as_secs_f64() * 1e3;
         assert!(got["bars"].as_array().unwrap().len() <= max);
         if i % 5 == 0 {
@@ -467,7 +489,10 @@ fn series_bench() {
         }
         times.push(ms);
     }
-    println!("series bench: store of {bars} 1s bars in {} series", one_s.len());
+    println!(
+        "series bench: store of {bars} 1s bars in {} series",
+        one_s.len()
+    );
     println!(
         "  range query: p50 {:.2} ms, p99 {:.2} ms (300 random, max_bars 200-3000; whole day p50 {:.2} ms, p99 {:.2} ms; first cold whole day {cold:.1} ms)",
         percentile(times.clone(), 0.5),
@@ -515,9 +540,16 @@ fn series_bench() {
     write(0);
     let v = TestViewer::start(&live);
     let path = "/api/stream?series=LIVE-USDT/1s";
-    let subs: Vec<Sse> = (0..100).map(|_| Sse::connect_to(v.addr, path, "")).collect();
+    let subs: Vec<Sse> = (0..100)
+        .map(|_| Sse::connect_to(v.addr, path, ""))
+        .collect();
     for s in &subs {
-        assert_eq!(s.next(Instant::now() + Duration::from_secs(10)).unwrap().name, "snapshot");
+        assert_eq!(
+            s.next(Instant::now() + Duration::from_secs(10))
+                .unwrap()
+                .name,
+            "snapshot"
+        );
     }
     let mut written = Vec::new();
     for n in 1..=200 {
@@ -532,9 +564,16 @@ fn series_bench() {
                 continue;
             }
             // The new bar's volume says which write it came from.
-            let n = ev.data["bars"].as_array().unwrap().last().unwrap()[5].as_f64().unwrap();
+            let n = ev.data["bars"].as_array().unwrap().last().unwrap()[5]
+                .as_f64()
+                .unwrap();
             let n = (n * 1e8).round() as usize - 1;
-            lat.push(ev.at.saturating_duration_since(written[n - 1]).as_secs_f64() * 1e3);
+            lat.push(
+                ev.at
+                    .saturating_duration_since(written[n - 1])
+                    .as_secs_f64()
+                    * 1e3,
+            );
             if n == 200 {
                 break;
             }
