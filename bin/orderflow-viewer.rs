@@ -27,6 +27,10 @@ struct Args {
     /// Port to listen on (0 picks a free one).
     #[arg(long, value_name = "PORT", default_value_t = 8050)]
     port: u16,
+    /// Access token every request must carry (generated when --host is not
+    /// loopback and none is given); printed in the URL as ?token=.
+    #[arg(long, value_name = "TOKEN", env = "ORDERFLOW_TOKEN")]
+    token: Option<String>,
 }
 
 /// SIGINT or SIGTERM. The handlers are installed here, before the URL is
@@ -45,7 +49,22 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + S
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let shutdown = shutdown_signal()?;
-    let config = Config::new(args.out.clone(), args.host, args.port);
+    let token = match args.token.clone() {
+        Some(t)
+            if t.is_empty()
+                || !t
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b)) =>
+        {
+            anyhow::bail!("--token must be letters, digits, '-', '_', '.' or '~' (it goes in URLs and a cookie)")
+        }
+        Some(t) => Some(t),
+        None if !orderflow::viewer::control::is_loopback(&args.host) => Some(
+            orderflow::viewer::control::new_token().context("cannot generate an access token")?,
+        ),
+        None => None,
+    };
+    let config = Config::new(args.out.clone(), args.host, args.port).with_token(token);
     let viewer = Viewer::bind(config)
         .await
         .context("orderflow-viewer cannot start")?;

@@ -177,6 +177,13 @@ pub struct Status {
     pub warnings: u64,
     /// Replay speed: `null` for as fast as possible.
     pub speed: Option<f64>,
+    /// Paused through `control.json`.
+    #[serde(default)]
+    pub paused: bool,
+    /// Identifies the run (its arguments and input files): the same after
+    /// a restart, so `control.json` written for it still applies.
+    #[serde(default)]
+    pub run_id: String,
     pub pid: u32,
     /// Wall clock of the last refresh, Unix ms.
     pub heartbeat_ms: i64,

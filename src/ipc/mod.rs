@@ -9,6 +9,7 @@
 //! This module must not know about SQLite, the book or HTTP.
 
 pub mod atomic;
+pub mod control;
 pub mod formats;
 pub mod lock;
 pub mod writer;
@@ -33,6 +34,9 @@ pub mod files {
     pub const STATUS: &str = "status.json";
     pub const SUPERVISOR: &str = "supervisor.json";
     pub const CHECKPOINT: &str = "checkpoint.json";
+    /// How the replay is steered: written by the viewer, read by the
+    /// processor.
+    pub const CONTROL: &str = "control.json";
     /// Lock file held by the one writer of the data files.
     pub const WRITER_LOCK: &str = ".writer.lock";
     /// Lock file held by the one supervisor.

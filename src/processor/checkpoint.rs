@@ -82,6 +82,17 @@ impl Fingerprint {
         })
     }
 
+    /// A stable id of the run: the same arguments and input files give
+    /// the same id (so `control.json` survives a restart), others another.
+    pub fn run_id(&self) -> String {
+        // FNV-1a over the fingerprint's JSON.
+        let bytes = serde_json::to_vec(self).unwrap_or_default();
+        let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+        });
+        format!("{hash:016x}")
+    }
+
     /// A sentence naming the first difference from `other` (this run).
     pub fn difference(&self, run: &Fingerprint) -> Option<String> {
         let args = |f: &Fingerprint| {
@@ -171,6 +182,9 @@ pub struct Checkpoint {
     /// One per instrument, the primary first.
     pub lanes: Vec<Lane>,
     pub sorted: Sorted,
+    /// What of `control.json` has been carried out.
+    #[serde(default)]
+    pub steering: super::steering::Progress,
     pub finished: bool,
 }
 
@@ -197,6 +211,7 @@ impl Checkpoint {
                 })
                 .collect(),
             sorted,
+            steering: Default::default(),
             finished: false,
         };
         for lane in 0..c.lanes.len() {

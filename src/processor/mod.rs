@@ -20,6 +20,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod flusher;
 pub mod progress;
+pub mod steering;
 
 pub use config::{Args, Checkpointing, Config, ConfigError, Inputs, Job, Start};
 
@@ -37,6 +38,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use steering::{Gate, Steering};
 
 /// Status is refreshed at least this often, whatever `--flush-ms` is.
 const HEARTBEAT: Duration = Duration::from_millis(500);
@@ -173,6 +175,16 @@ pub struct Processor {
     /// Newest bar already in the data files when the run had to start
     /// over: the data files are not replaced before the run gets there.
     hold_until: Option<i64>,
+    /// `control.json`: pause, speed, step, jump.
+    steering: Steering,
+}
+
+/// What waiting for a row's market time ended with.
+enum Paced {
+    Due,
+    Shutdown,
+    /// The steering changed (paused, new speed): decide again.
+    Changed,
 }
 
 impl Processor {
@@ -242,6 +254,11 @@ impl Processor {
         }
         let label = format!("{} {}s", config.instrument, config.window_seconds);
         let lanes = st.lanes.len();
+        let steering = Steering::new(
+            config.out.join(files::CONTROL),
+            fingerprint.run_id(),
+            config.speed,
+        );
         Ok(Processor {
             config: config.clone(),
             files,
@@ -266,6 +283,7 @@ impl Processor {
             flusher: Flusher::start(config.out.clone()).map_err(ProcessorError::Thread)?,
             rows_since_tick: 0,
             hold_until,
+            steering,
         })
     }
 
@@ -291,6 +309,8 @@ impl Processor {
         if self.st.finished {
             return Ok(Outcome::AlreadyFinished);
         }
+        // A restarted processor obeys the control file as it is.
+        self.steer(true);
         let result = self.replay(shutdown);
         self.progress.finish();
         match result {
@@ -372,8 +392,27 @@ impl Processor {
             let Some((ts, is_trade, lane)) = next else {
                 return Ok(true);
             };
-            if !self.pace(ts, shutdown)? {
-                return Ok(false);
+            loop {
+                match self.steering.gate(&mut self.st.steering, ts) {
+                    Gate::Paced => match self.pace(ts, shutdown)? {
+                        Paced::Due => break,
+                        Paced::Shutdown => return Ok(false),
+                        Paced::Changed => continue,
+                    },
+                    Gate::Now => {
+                        // Pacing starts again after the step or jump.
+                        self.pace = None;
+                        break;
+                    }
+                    Gate::Wait => {
+                        if shutdown.load(Ordering::Relaxed) {
+                            return Ok(false);
+                        }
+                        self.pace = None;
+                        self.tick()?;
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                }
             }
             let Some(s) = streams[lane].as_mut() else {
                 continue;
@@ -566,29 +605,54 @@ impl Processor {
     }
 
     /// Waits until market time `ts` is due at the replay speed.
-    /// `Ok(false)` when shut down while waiting.
-    fn pace(&mut self, ts: i64, shutdown: &AtomicBool) -> Result<bool, ProcessorError> {
-        let Some(speed) = self.config.speed else {
-            return Ok(true);
+    fn pace(&mut self, ts: i64, shutdown: &AtomicBool) -> Result<Paced, ProcessorError> {
+        let Some(speed) = self.steering.speed else {
+            return Ok(Paced::Due);
         };
         let (wall0, ts0) = *self.pace.get_or_insert((Instant::now(), ts));
         // `None`: further away than a clock can say, so never due (only a
-        // shutdown ends the wait).
+        // shutdown or new steering ends the wait).
         let due = Duration::try_from_secs_f64((ts - ts0).max(0) as f64 / 1000.0 / speed)
             .ok()
             .and_then(|d| wall0.checked_add(d));
         loop {
             let now = Instant::now();
             let wait = match due {
-                Some(due) if now >= due => return Ok(true),
+                Some(due) if now >= due => return Ok(Paced::Due),
                 Some(due) => due - now,
                 None => Duration::MAX,
             };
             if shutdown.load(Ordering::Relaxed) {
-                return Ok(false);
+                return Ok(Paced::Shutdown);
             }
             self.tick()?;
+            if self.pace.is_none() {
+                return Ok(Paced::Changed);
+            }
             std::thread::sleep(wait.min(Duration::from_millis(20)));
+        }
+    }
+
+    /// Looks at `control.json` (at most every 40 ms unless `force`).
+    fn steer(&mut self, force: bool) {
+        let market = self.market_ms();
+        let changed = self.steering.poll(
+            &mut self.st.steering,
+            market,
+            self.config.window_ms(),
+            force,
+        );
+        if changed.pace {
+            self.pace = None;
+        }
+        if changed.status {
+            // Show it in status.json at the next tick.
+            self.last_status = Instant::now()
+                .checked_sub(HEARTBEAT)
+                .unwrap_or(self.last_status);
+        }
+        for note in self.steering.take_notes() {
+            self.progress.println(&note);
         }
     }
 
@@ -604,6 +668,7 @@ impl Processor {
     /// Flushes when due, or refreshes the heartbeat. Waits for the writer
     /// when too many sealed segments are held.
     fn tick(&mut self) -> Result<(), ProcessorError> {
+        self.steer(false);
         let waiting: usize = self.st.lanes.iter().map(|l| l.store.sealed_waiting()).sum();
         if waiting > MAX_SEALED_WAITING {
             while !self.flusher.ready()? {
@@ -804,7 +869,9 @@ impl Processor {
             market_time_ms: self.market_ms(),
             skipped_rows: counters.skipped(),
             warnings: counters.unknown_side_trades,
-            speed: self.config.speed,
+            speed: self.steering.speed,
+            paused: self.steering.paused,
+            run_id: self.steering.run_id().to_string(),
             pid: std::process::id(),
             heartbeat_ms: ipc::now_ms(),
             started_ms: self.started_ms,

@@ -14,6 +14,7 @@
 //! so that a taken port is an error the binary reports, not a panic.
 
 pub mod assets;
+pub mod control;
 pub mod hub;
 pub mod routes;
 pub mod series;
@@ -63,6 +64,7 @@ pub struct Config {
     out_dir: PathBuf,
     host: String,
     port: u16,
+    token: Option<String>,
 }
 
 impl Config {
@@ -73,7 +75,18 @@ impl Config {
             out_dir: out_dir.into(),
             host: host.into(),
             port,
+            token: None,
         }
+    }
+
+    /// Requires `token` on every request (see [`control`]).
+    pub fn with_token(mut self, token: Option<String>) -> Config {
+        self.token = token;
+        self
+    }
+
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
     }
 
     pub fn out_dir(&self) -> &Path {
@@ -168,7 +181,13 @@ impl Viewer {
             std::net::IpAddr::V6(v6) => format!("[{v6}]"),
             ip => ip.to_string(),
         };
-        format!("http://{host}:{}/", self.addr.port())
+        let query = self
+            .config
+            .token
+            .as_deref()
+            .map(|t| format!("?token={t}"))
+            .unwrap_or_default();
+        format!("http://{host}:{}/{query}", self.addr.port())
     }
 
     pub fn state(&self) -> &Arc<State> {
@@ -205,6 +224,8 @@ impl Viewer {
             hosts: AllowedHosts::new(self.addr, &self.config.host),
             shutdown: stop_rx.clone(),
             hub,
+            token: self.config.token.as_deref().map(Arc::from),
+            control_lock: Arc::default(),
         };
         let server = warp::serve(routes::routes(ctx))
             .incoming(self.listener)

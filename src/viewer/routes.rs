@@ -11,6 +11,7 @@
 //! This module reads [`State`] and never touches the files itself.
 
 use super::assets::{self, Asset};
+use super::control;
 use super::state::{index_of_route, Change, State};
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -118,12 +119,109 @@ pub struct Ctx {
     pub shutdown: watch::Receiver<bool>,
     /// The series store's reader and live diffs.
     pub hub: Arc<super::hub::Hub>,
+    /// The access token every request must carry, if any.
+    pub token: Option<Arc<str>>,
+    /// One control request at a time.
+    pub control_lock: Arc<std::sync::Mutex<()>>,
 }
 
-fn host_guard(hosts: AllowedHosts) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+#[derive(Debug)]
+struct Unauthorized;
+impl warp::reject::Reject for Unauthorized {}
+
+/// With a token: lets through only requests that carry it, and says when
+/// the answer should set the cookie (the token came in the query).
+fn auth_guard(
+    token: Option<Arc<str>>,
+) -> impl Filter<Extract = (Option<String>,), Error = Rejection> + Clone {
+    warp::query::raw()
+        .or(warp::any().map(String::new))
+        .unify()
+        .and(warp::header::optional::<String>("authorization"))
+        .and(warp::header::optional::<String>("cookie"))
+        .and_then(
+            move |query: String, authorization: Option<String>, cookie: Option<String>| {
+                let token = token.clone();
+                async move {
+                    let Some(token) = token else {
+                        return Ok(None);
+                    };
+                    let by_query = control::presented(&query, None, None)
+                        .iter()
+                        .any(|g| control::token_matches(g, &token));
+                    let ok = by_query
+                        || control::presented("", authorization.as_deref(), cookie.as_deref())
+                            .iter()
+                            .any(|g| control::token_matches(g, &token));
+                    if !ok {
+                        return Err(warp::reject::custom(Unauthorized));
+                    }
+                    Ok(by_query.then(|| {
+                        format!(
+                            "{}={token}; Path=/; HttpOnly; SameSite=Strict",
+                            control::COOKIE
+                        )
+                    }))
+                }
+            },
+        )
+}
+
+/// `POST /api/control`.
+fn control_route(
+    ctx: Ctx,
+) -> impl Filter<Extract = (warp::reply::Response,), Error = Rejection> + Clone {
+    warp::post()
+        .and(warp::path!("api" / "control"))
+        .and(warp::header::optional::<String>("content-type"))
+        .and(warp::header::optional::<String>("origin"))
+        .and(warp::header::optional::<String>("host"))
+        .and(warp::body::content_length_limit(control::MAX_BODY))
+        .and(warp::body::bytes())
+        .then(
+            move |ct: Option<String>,
+                  origin: Option<String>,
+                  host: Option<String>,
+                  body: bytes::Bytes| {
+                let ctx = ctx.clone();
+                async move {
+                    if !ct.as_deref().is_some_and(control::is_json) {
+                        return super::series::error_reply(
+                            StatusCode::FORBIDDEN,
+                            "control requests must be Content-Type: application/json",
+                        );
+                    }
+                    if let Some(o) = origin {
+                        if !control::same_origin(&o, host.as_deref().unwrap_or_default()) {
+                            return super::series::error_reply(
+                                StatusCode::FORBIDDEN,
+                                &format!("control requests from another site ({o}) are refused"),
+                            );
+                        }
+                    }
+                    let (state, lock) = (ctx.state.clone(), ctx.control_lock.clone());
+                    tokio::task::spawn_blocking(move || control::handle(&state, &lock, &body))
+                        .await
+                        .unwrap_or_else(|e| {
+                            super::series::error_reply(
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                &e.to_string(),
+                            )
+                        })
+                }
+            },
+        )
+}
+
+/// Refuses a `Host` that is not this server (DNS rebinding); with a token
+/// (`any`), any name is let through, the token being the guard.
+fn host_guard(
+    hosts: AllowedHosts,
+    any: bool,
+) -> impl Filter<Extract = (), Error = Rejection> + Clone {
     warp::header::optional::<String>("host")
         .and_then(move |host: Option<String>| {
-            let ok = host.as_deref().is_some_and(|h| hosts.allows(h));
+            let ok = host.as_deref().is_some_and(|h| any || hosts.allows(h));
             async move {
                 if ok {
                     Ok(())
@@ -200,17 +298,25 @@ pub fn routes(ctx: Ctx) -> impl Filter<Extract = (impl Reply,), Error = Infallib
             api_file(&route, &s).ok_or_else(warp::reject::not_found)
         },
     );
-    host_guard(ctx.hosts)
-        .and(warp::get())
-        .and(
-            page.or(health)
-                .or(events)
-                .or(series_index)
-                .or(series_range)
-                .or(stream)
-                .or(asset)
-                .or(api),
-        )
+    let gets = warp::get().and(
+        page.or(health)
+            .or(events)
+            .or(series_index)
+            .or(series_range)
+            .or(stream)
+            .or(asset)
+            .or(api),
+    );
+    host_guard(ctx.hosts.clone(), ctx.token.is_some())
+        .and(auth_guard(ctx.token.clone()))
+        .and(gets.or(control_route(ctx)))
+        .map(|cookie: Option<String>, reply| {
+            let mut r = warp::reply::Reply::into_response(reply);
+            if let Some(c) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+                r.headers_mut().insert(header::SET_COOKIE, c);
+            }
+            r
+        })
         .recover(handle_rejection)
         .with(warp::reply::with::headers(security_headers()))
 }
@@ -324,7 +430,15 @@ fn events(ctx: &Ctx) -> impl Reply {
 }
 
 async fn handle_rejection(err: Rejection) -> Result<warp::reply::Response, Infallible> {
-    let (code, text) = if err.find::<ForbiddenHost>().is_some() {
+    let (code, text) = if err.find::<Unauthorized>().is_some() {
+        (
+            StatusCode::UNAUTHORIZED,
+            "unauthorized: open the URL with ?token=… that orderflow-viewer printed, \
+             or send Authorization: Bearer <token>\n",
+        )
+    } else if err.find::<warp::reject::PayloadTooLarge>().is_some() {
+        (StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n")
+    } else if err.find::<ForbiddenHost>().is_some() {
         (
             StatusCode::FORBIDDEN,
             "forbidden: this viewer answers only to its own address and localhost\n",
@@ -334,7 +448,7 @@ async fn handle_rejection(err: Rejection) -> Result<warp::reply::Response, Infal
     } else if err.find::<warp::reject::MethodNotAllowed>().is_some() {
         (
             StatusCode::METHOD_NOT_ALLOWED,
-            "method not allowed: the viewer is read-only\n",
+            "method not allowed: the viewer is read-only but for POST /api/control\n",
         )
     } else {
         (StatusCode::NOT_FOUND, "not found\n")

@@ -1,10 +1,11 @@
 //! The integration tests: one test binary, one module per part, one shared
 //! harness.
 
+mod control;
 mod harness;
 mod okx;
 mod processor;
 mod resume;
 mod store;
 mod supervisor;
-mod viewer;
+pub mod viewer;

@@ -41,6 +41,33 @@ pub fn request(addr: SocketAddr, method: &str, path: &str, host: Option<&str>) -
     parse(&raw)
 }
 
+/// Sends `METHOD path` with `Host: 127.0.0.1:PORT`, the header lines given
+/// and `body`, and reads the whole reply.
+pub fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        addr.port(),
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read reply");
+    parse(&raw)
+}
+
 pub fn get(addr: SocketAddr, path: &str) -> Reply {
     request(
         addr,

@@ -119,6 +119,8 @@ pub fn status() -> ipc::Status {
         market_time_ms: Some(1_652_450_700_000),
         skipped_rows: 0,
         warnings: 0,
+        paused: false,
+        run_id: String::new(),
         speed: Some(60.0),
         pid: 1,
         heartbeat_ms: ipc::now_ms(),

@@ -4,8 +4,8 @@
 //! here and in [`client`]/[`webdriver`], apart from the shared harness.
 
 mod bench;
-mod browser;
-mod client;
-mod http;
+pub mod browser;
+pub mod client;
+pub mod http;
 mod series;
 mod webdriver;
