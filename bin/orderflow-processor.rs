@@ -30,7 +30,10 @@ fn main() -> ExitCode {
     match run(&cli.args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("orderflow-processor: error: {e:#}");
+            eprintln!(
+                "orderflow-processor: error: {}",
+                orderflow::report::chain(e.as_ref())
+            );
             ExitCode::from(1)
         }
     }

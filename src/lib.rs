@@ -19,6 +19,7 @@
 pub mod ipc;
 pub mod model;
 pub mod processor;
+pub mod report;
 pub mod source;
 pub mod store;
 pub mod supervise;

@@ -153,6 +153,48 @@ pub fn sweep_stale_temp_files_below(dir: &Path) -> Result<Vec<PathBuf>, IpcError
     Ok(removed)
 }
 
+/// A few pages of disk held in `dir/.status.reserve` while a writer runs,
+/// given back ([`Reserve::release`]) just before its last, most important
+/// small write when the disk is full (the processor's failed
+/// `status.json`). Best effort: when it cannot be made, nothing is held.
+#[derive(Debug)]
+pub struct Reserve {
+    path: Option<PathBuf>,
+}
+
+/// Bytes held by a [`Reserve`].
+pub const RESERVE_BYTES: usize = 64 * 1024;
+
+impl Reserve {
+    pub fn hold(dir: &Path) -> Reserve {
+        let path = dir.join(".status.reserve");
+        let made = File::create(&path).and_then(|mut f| {
+            f.write_all(&[0u8; RESERVE_BYTES])?;
+            f.sync_all()
+        });
+        match made {
+            Ok(()) => Reserve { path: Some(path) },
+            Err(_) => {
+                let _ = fs::remove_file(&path);
+                Reserve { path: None }
+            }
+        }
+    }
+
+    /// Gives the space back (removes the file).
+    pub fn release(&mut self) {
+        if let Some(p) = self.path.take() {
+            let _ = fs::remove_file(p);
+        }
+    }
+}
+
+impl Drop for Reserve {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
 /// The writer pid in a temp file name `.<target>.<pid>.<n>.tmp`.
 fn temp_file_pid(name: &str) -> Option<u32> {
     let stem = name.strip_prefix('.')?.strip_suffix(".tmp")?;

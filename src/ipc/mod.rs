@@ -16,7 +16,7 @@ pub mod writer;
 
 pub use atomic::{
     prepare, sweep_stale_temp_files, sweep_stale_temp_files_below, write_atomic, write_atomic_with,
-    Pending,
+    Pending, Reserve,
 };
 pub use formats::{
     ChildState, ChildStatus, Depth, MetricRow, OhlcRow, RunState, Status, SupervisorStatus,

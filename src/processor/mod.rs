@@ -177,6 +177,8 @@ pub struct Processor {
     hold_until: Option<i64>,
     /// `control.json`: pause, speed, step, jump.
     steering: Steering,
+    /// Space held for a last `status.json` when the disk fills.
+    reserve: ipc::Reserve,
 }
 
 /// What waiting for a row's market time ended with.
@@ -206,6 +208,7 @@ impl Processor {
         })?;
         let lock = DirLock::acquire(&config.out, files::WRITER_LOCK, "processor")?;
         ipc::sweep_stale_temp_files(&config.out)?;
+        let reserve = ipc::Reserve::hold(&config.out);
         ipc::sweep_stale_temp_files_below(&config.out.join(store::format::DIR))?;
         let fingerprint = Fingerprint::of(config, &files).map_err(ProcessorError::Stat)?;
         let mut notes = Vec::new();
@@ -284,6 +287,7 @@ impl Processor {
             rows_since_tick: 0,
             hold_until,
             steering,
+            reserve,
         })
     }
 
@@ -311,10 +315,9 @@ impl Processor {
         }
         // A restarted processor obeys the control file as it is.
         self.steer(true);
-        let result = self.replay(shutdown);
-        self.progress.finish();
-        match result {
-            Ok(true) => {
+        let result = self.replay(shutdown).and_then(|done| {
+            self.progress.finish();
+            if done {
                 self.st.finished = true;
                 for lane in &mut self.st.lanes {
                     lane.store.seal_all();
@@ -322,24 +325,39 @@ impl Processor {
                 self.dirty.store = true;
                 self.flush_final(RunState::Finished, None)?;
                 Ok(Outcome::Finished(self.status(RunState::Finished, None)))
-            }
-            Ok(false) => {
+            } else {
                 let note = "stopped by a signal; start again with the same arguments to resume";
                 self.flush_final(RunState::Stopped, Some(note.to_string()))?;
                 Ok(Outcome::Stopped(
                     self.status(RunState::Stopped, Some(note.to_string())),
                 ))
             }
+        });
+        match result {
+            Ok(outcome) => {
+                self.reserve.release();
+                Ok(outcome)
+            }
             Err(e) => {
-                let status = self.status(RunState::Failed, Some(e.to_string()));
-                if let Ok(written) = self
-                    .flusher
-                    .write(vec![(files::STATUS.into(), json(status))])
-                {
-                    let _ = self.flusher.finish(written);
-                }
+                self.progress.finish();
+                self.record_failure(&e);
                 Err(e)
             }
+        }
+    }
+
+    /// Says in `status.json` why the run failed, whenever that can still
+    /// be written: the space reserved for it is given back first, so a
+    /// full disk has room for this one small file. The other files keep
+    /// their last good state.
+    fn record_failure(&mut self, e: &ProcessorError) {
+        self.reserve.release();
+        let status = self.status(RunState::Failed, Some(crate::report::chain(e)));
+        if let Ok(written) = self
+            .flusher
+            .write(vec![(files::STATUS.into(), json(status))])
+        {
+            let _ = self.flusher.finish(written);
         }
     }
 
