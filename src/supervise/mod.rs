@@ -109,39 +109,20 @@ impl HealthCheck {
         self
     }
 
-    /// The address to connect to: a wildcard bind is reached on loopback.
-    fn connect_host(&self) -> String {
-        match self.host.trim_matches(|c| c == '[' || c == ']') {
-            "0.0.0.0" | "" => "127.0.0.1".to_string(),
-            "::" => "::1".to_string(),
-            h => h.to_string(),
-        }
-    }
-
-    fn authority(&self) -> String {
-        let h = self.connect_host();
-        if h.contains(':') {
-            format!("[{h}]:{}", self.port)
-        } else {
-            format!("{h}:{}", self.port)
-        }
-    }
-
     /// The page's URL, printed once the server answers.
     pub fn url(&self) -> String {
-        format!("http://{}/", self.authority())
+        crate::addr::url(&self.host, self.port)
     }
 
     /// One probe, with a short timeout.
     pub async fn probe(&self) -> bool {
+        let authority = crate::addr::authority(&self.host, self.port);
         let attempt = async {
-            let mut stream = tokio::net::TcpStream::connect(self.authority())
+            let mut stream = tokio::net::TcpStream::connect(authority.as_str())
                 .await
                 .ok()?;
-            let request = format!(
-                "GET /healthz HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-                self.authority()
-            );
+            let request =
+                format!("GET /healthz HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
             stream.write_all(request.as_bytes()).await.ok()?;
             let mut head = Vec::with_capacity(64);
             let mut limited = (&mut stream).take(4096);

@@ -12,6 +12,7 @@
 
 use super::assets::{self, Asset};
 use super::state::{index_of_route, Change, State};
+use crate::addr;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -43,13 +44,6 @@ pub struct AllowedHosts {
     port: u16,
 }
 
-fn host_name(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => format!("[{v6}]"),
-    }
-}
-
 impl AllowedHosts {
     /// For a server bound at `bound`, started with `--host configured`.
     pub fn new(bound: SocketAddr, configured: &str) -> AllowedHosts {
@@ -58,12 +52,12 @@ impl AllowedHosts {
             .map(|s| s.to_string())
             .collect();
         if !bound.ip().is_unspecified() {
-            names.push(host_name(bound.ip()));
+            names.push(addr::url_host(&bound.ip().to_string()));
         }
         let configured = configured.trim().to_ascii_lowercase();
         let configured = match configured.parse::<IpAddr>() {
             Ok(ip) if ip.is_unspecified() => None,
-            Ok(ip) => Some(host_name(ip)),
+            Ok(ip) => Some(addr::url_host(&ip.to_string())),
             Err(_) if configured.is_empty() => None,
             Err(_) => Some(configured),
         };
