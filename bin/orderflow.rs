@@ -5,8 +5,9 @@
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
+use orderflow::app::{demo, launch};
 use orderflow::processor;
-use orderflow::supervise::{self, demo, launch};
+use orderflow::supervise;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -146,19 +147,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 println!("{}", db.display());
                 return Ok(0);
             }
-            let day = demo::day_arg();
-            let job = processor::Job::from_argv([
-                OsString::from(demo::INSTRUMENT),
-                day.clone().into(),
-                day.into(),
-                "--window-seconds".into(),
-                args.window_seconds.to_string().into(),
-                "--speed".into(),
-                args.speed.into(),
-                "--db".into(),
-                db.into_os_string(),
-            ])
-            .context("demo replay options")?;
+            let job =
+                demo::job(&db, args.window_seconds, &args.speed).context("demo replay options")?;
             check(&job, &args.common)?;
             // Replay from the start each time the demo is launched, so the
             // candles are seen forming.
