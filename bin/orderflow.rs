@@ -112,6 +112,9 @@ struct DemoArgs {
     common: CommonArgs,
 }
 
+/// Exit codes: 0 when every child ended well or a stop (SIGINT/SIGTERM)
+/// was carried out, 1 when a child ended failed or on an error (printed as
+/// `orderflow: …`).
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
