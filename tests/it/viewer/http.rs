@@ -1,6 +1,7 @@
 //! The viewer's HTTP surface against a real server on 127.0.0.1, port 0.
 
-use super::client::{get, request, wait_for, Sse};
+use super::client::{get, request, Sse};
+use crate::harness::{wait_until, KillOnDrop, TestCommand, VIEWER};
 use orderflow::ipc::{self, files, Depth, MetricRow, OhlcRow, VizWriter};
 use orderflow::viewer::{Config, Viewer, ViewerError};
 use std::net::SocketAddr;
@@ -246,7 +247,7 @@ fn viewer_serves_the_last_good_copy_marked_stale() {
         .next_named(files::OHLC, Instant::now() + Duration::from_secs(5))
         .expect("an event saying the file went stale");
     assert_eq!(ev.data["stale"], true);
-    let r = wait_for("ohlc marked stale", Duration::from_secs(5), || {
+    let r = wait_until("ohlc marked stale", Duration::from_secs(5), || {
         let r = get(v.addr, "/api/ohlc");
         (r.header("x-orderflow-stale") == Some("true")).then_some(r)
     });
@@ -263,7 +264,7 @@ fn viewer_serves_the_last_good_copy_marked_stale() {
 
     // Wrong shape (valid JSON, not the format) is just as stale.
     ipc::write_atomic(dir.path(), files::METRICS, br#"{"rows": []}"#).unwrap();
-    wait_for("metrics marked stale", Duration::from_secs(5), || {
+    wait_until("metrics marked stale", Duration::from_secs(5), || {
         (get(v.addr, "/api/metrics").header("x-orderflow-stale") == Some("true")).then_some(())
     });
 
@@ -277,7 +278,7 @@ fn viewer_serves_the_last_good_copy_marked_stale() {
     // Good again: fresh, not stale, a newer version.
     let before: u64 = r.header("x-orderflow-version").unwrap().parse().unwrap();
     ipc::writer::write_json(dir.path(), files::OHLC, &[bar(1)]).unwrap();
-    let r = wait_for("ohlc fresh again", Duration::from_secs(5), || {
+    let r = wait_until("ohlc fresh again", Duration::from_secs(5), || {
         let r = get(v.addr, "/api/ohlc");
         (r.header("x-orderflow-stale") == Some("false")).then_some(r)
     });
@@ -450,7 +451,7 @@ fn viewer_reports_a_taken_port() {
         .unwrap_err();
     assert!(matches!(err, ViewerError::PortInUse { .. }), "{err}");
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_orderflow-viewer"))
+    let out = TestCommand::new(VIEWER)
         .args([
             "--out",
             dir.path().to_str().unwrap(),
@@ -472,17 +473,15 @@ fn viewer_reports_a_taken_port() {
 fn viewer_binary_prints_its_url_and_stops_on_sigterm() {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
-    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_orderflow-viewer"))
-        .args(["--out", dir.path().to_str().unwrap(), "--port", "0"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let mut child = KillOnDrop(
+        TestCommand::new(VIEWER)
+            .args(["--out", dir.path().to_str().unwrap(), "--port", "0"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let line = child.first_line(Duration::from_secs(10));
     let url = line.split_whitespace().last().unwrap().to_string();
     assert!(url.starts_with("http://127.0.0.1:"), "{line}");
     let addr: SocketAddr = url
@@ -492,10 +491,8 @@ fn viewer_binary_prints_its_url_and_stops_on_sigterm() {
         .unwrap();
     assert_eq!(get(addr, "/healthz").status, 200);
     let _sse = Sse::connect(addr); // an open event stream must not hold up the exit
-    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
-    let status = wait_for("viewer exit", Duration::from_secs(10), || {
-        child.try_wait().unwrap()
-    });
+    kill(Pid::from_raw(child.0.id() as i32), Signal::SIGTERM).unwrap();
+    let status = child.wait_exit(Duration::from_secs(10));
     assert!(status.success(), "{status:?}");
 }
 
@@ -529,7 +526,7 @@ fn viewer_follows_a_replaced_output_directory() {
     std::fs::create_dir(&out).unwrap();
     ipc::writer::write_json(&out, files::OHLC, &[bar(0), bar(1)]).unwrap();
     // Picked up by the poll (within a second or two), which re-arms the watch.
-    wait_for("the new directory's file", Duration::from_secs(5), || {
+    wait_until("the new directory's file", Duration::from_secs(5), || {
         let rows: Vec<OhlcRow> = serde_json::from_slice(&get(v.addr, "/api/ohlc").body).ok()?;
         (rows.len() == 2).then_some(())
     });
