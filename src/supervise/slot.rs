@@ -4,7 +4,7 @@
 //!
 //! A [`Slot`] is where a machine's [`Action`](super::Action)s meet the
 //! world: it starts the process ([`super::spawn`]), hands it to
-//! [`super::reaper`] and, for a server, to a [`HealthCheck`] task, all of
+//! [`super::reaper`] and, for a server, to a [`HealthCheck`](super::HealthCheck) task, all of
 //! which report back to the loop as [`Report`]s tagged with the slot's
 //! index and the process's pid. It decides nothing itself (the machine
 //! does) and knows no other slot: children are one-for-one.
