@@ -259,24 +259,7 @@ impl Child {
                 self.deadline = None;
                 self.kill(Signal::SIGKILL)
             }
-            (S::Running, Event::Shutdown { force }) => {
-                self.set(S::Stopping, now);
-                if force {
-                    self.kill(Signal::SIGKILL)
-                } else {
-                    self.deadline = Some(now + self.grace);
-                    self.kill(Signal::SIGTERM)
-                }
-            }
-            (S::Starting, Event::Shutdown { .. }) => {
-                // The spawn is under way: stop it as soon as it reports.
-                self.set(S::Stopping, now);
-                Vec::new()
-            }
-            (S::Stopping, Event::Shutdown { force: true }) => {
-                self.deadline = None;
-                self.kill(Signal::SIGKILL)
-            }
+            (state, Event::Shutdown { force }) => self.shutdown(state, force, now),
             (S::Stopping, Event::Spawned { pid }) => {
                 self.pid = Some(pid);
                 self.deadline = Some(now + self.grace);
@@ -294,13 +277,42 @@ impl Child {
                 self.set(S::Stopped, now);
                 Vec::new()
             }
-            (S::Backoff, Event::Shutdown { .. }) => {
+            // Anything else (a stray timer, a repeated request or start,
+            // events for a finished or failed child) changes nothing.
+            _ => Vec::new(),
+        }
+    }
+
+    /// A stop request in `state`: a running child gets SIGTERM and the
+    /// grace deadline (SIGKILL at once with `force`); a spawn under way is
+    /// stopped as soon as it reports; a second, forced request kills a
+    /// stopping child now; a backoff is cancelled. A final child stays as
+    /// it is.
+    fn shutdown(&mut self, state: ChildState, force: bool, now: Instant) -> Vec<Action> {
+        use ChildState as S;
+        match state {
+            S::Running => {
+                self.set(S::Stopping, now);
+                if force {
+                    self.kill(Signal::SIGKILL)
+                } else {
+                    self.deadline = Some(now + self.grace);
+                    self.kill(Signal::SIGTERM)
+                }
+            }
+            S::Starting => {
+                self.set(S::Stopping, now);
+                Vec::new()
+            }
+            S::Stopping if force => {
+                self.deadline = None;
+                self.kill(Signal::SIGKILL)
+            }
+            S::Backoff => {
                 self.deadline = None;
                 self.set(S::Stopped, now);
                 Vec::new()
             }
-            // Anything else (a stray timer, a repeated request or start,
-            // events for a finished or failed child) changes nothing.
             _ => Vec::new(),
         }
     }
