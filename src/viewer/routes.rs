@@ -12,7 +12,6 @@
 
 use super::assets::{self, Asset};
 use super::state::{index_of_route, Change, State};
-use crate::addr;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -52,12 +51,12 @@ impl AllowedHosts {
             .map(|s| s.to_string())
             .collect();
         if !bound.ip().is_unspecified() {
-            names.push(addr::url_host(&bound.ip().to_string()));
+            names.push(crate::addr::url_host(&bound.ip().to_string()));
         }
         let configured = configured.trim().to_ascii_lowercase();
         let configured = match configured.parse::<IpAddr>() {
             Ok(ip) if ip.is_unspecified() => None,
-            Ok(ip) => Some(addr::url_host(&ip.to_string())),
+            Ok(ip) => Some(crate::addr::url_host(&ip.to_string())),
             Err(_) if configured.is_empty() => None,
             Err(_) => Some(configured),
         };

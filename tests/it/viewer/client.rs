@@ -150,3 +150,8 @@ impl Sse {
         }
     }
 }
+
+/// The harness's [`wait_until`](crate::harness::wait_until), under the
+/// name the viewer tests use: polls until `Some`, or fails the test naming
+/// what it waited for.
+pub use crate::harness::wait_until as wait_for;

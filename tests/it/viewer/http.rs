@@ -1,7 +1,7 @@
 //! The viewer's HTTP surface against a real server on 127.0.0.1, port 0.
 
-use super::client::{get, request, Sse};
-use crate::harness::{wait_until, KillOnDrop, TestCommand, VIEWER};
+use super::client::{get, request, wait_for, Sse};
+use crate::harness::{KillOnDrop, TestCommand, VIEWER};
 use orderflow::ipc::{self, files, Depth, MetricRow, OhlcRow, VizWriter};
 use orderflow::viewer::{Config, Viewer, ViewerError};
 use std::net::SocketAddr;
@@ -258,7 +258,7 @@ fn viewer_serves_the_last_good_copy_marked_stale() {
         .next_named(files::OHLC, Instant::now() + Duration::from_secs(5))
         .expect("an event saying the file went stale");
     assert_eq!(ev.data["stale"], true);
-    let r = wait_until("ohlc marked stale", Duration::from_secs(5), || {
+    let r = wait_for("ohlc marked stale", Duration::from_secs(5), || {
         let r = get(v.addr, "/api/ohlc");
         (r.header("x-orderflow-stale") == Some("true")).then_some(r)
     });
@@ -275,7 +275,7 @@ fn viewer_serves_the_last_good_copy_marked_stale() {
 
     // Wrong shape (valid JSON, not the format) is just as stale.
     ipc::write_atomic(dir.path(), files::METRICS, br#"{"rows": []}"#).unwrap();
-    wait_until("metrics marked stale", Duration::from_secs(5), || {
+    wait_for("metrics marked stale", Duration::from_secs(5), || {
         (get(v.addr, "/api/metrics").header("x-orderflow-stale") == Some("true")).then_some(())
     });
 
@@ -289,7 +289,7 @@ fn viewer_serves_the_last_good_copy_marked_stale() {
     // Good again: fresh, not stale, a newer version.
     let before: u64 = r.header("x-orderflow-version").unwrap().parse().unwrap();
     ipc::writer::write_json(dir.path(), files::OHLC, &[bar(1)]).unwrap();
-    let r = wait_until("ohlc fresh again", Duration::from_secs(5), || {
+    let r = wait_for("ohlc fresh again", Duration::from_secs(5), || {
         let r = get(v.addr, "/api/ohlc");
         (r.header("x-orderflow-stale") == Some("false")).then_some(r)
     });
@@ -537,7 +537,7 @@ fn viewer_follows_a_replaced_output_directory() {
     std::fs::create_dir(&out).unwrap();
     ipc::writer::write_json(&out, files::OHLC, &[bar(0), bar(1)]).unwrap();
     // Picked up by the poll (within a second or two), which re-arms the watch.
-    wait_until("the new directory's file", Duration::from_secs(5), || {
+    wait_for("the new directory's file", Duration::from_secs(5), || {
         let rows: Vec<OhlcRow> = serde_json::from_slice(&get(v.addr, "/api/ohlc").body).ok()?;
         (rows.len() == 2).then_some(())
     });
