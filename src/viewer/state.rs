@@ -13,13 +13,17 @@
 //! that matters. A `std::sync::RwLock` guards the entries because every
 //! critical section is a short copy with no `.await` inside.
 
-use crate::ipc::files::{self, SERVED};
+use crate::ipc::files;
 use crate::ipc::{self, Depth, MetricRow, OhlcRow, Status, SupervisorStatus};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use tokio::sync::broadcast;
+
+/// The served files, by the index the cache and the routes use: the table
+/// in [`ipc::files::SERVED`], not a copy of it.
+pub use crate::ipc::files::SERVED as FILES;
 
 fn parses<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<(), serde_json::Error> {
     serde_json::from_slice::<T>(bytes).map(|_| ())
@@ -38,14 +42,14 @@ fn validate(name: &str, bytes: &[u8]) -> Result<(), serde_json::Error> {
     }
 }
 
-/// Index in [`SERVED`] of a file name.
+/// Index in [`FILES`] of a file name.
 pub fn index_of_name(name: &str) -> Option<usize> {
-    SERVED.iter().position(|f| f.name == name)
+    FILES.iter().position(|f| f.name == name)
 }
 
-/// Index in [`SERVED`] of an API route segment.
+/// Index in [`FILES`] of an API route segment.
 pub fn index_of_route(route: &str) -> Option<usize> {
-    SERVED.iter().position(|f| f.route == route)
+    FILES.iter().position(|f| f.route == route)
 }
 
 /// A file changed: a new good copy (`stale: false`) or it became
@@ -89,7 +93,7 @@ pub struct State {
 impl State {
     /// An empty cache for `dir`; call [`State::reload_all`] to fill it.
     pub fn new(dir: &Path) -> State {
-        let entries = SERVED
+        let entries = FILES
             .iter()
             .map(|f| Entry {
                 snap: Snapshot {
@@ -124,7 +128,7 @@ impl State {
         self.tx.subscribe()
     }
 
-    /// The current snapshot of file `i` of [`SERVED`].
+    /// The current snapshot of file `i` of [`FILES`].
     pub fn snapshot(&self, i: usize) -> Option<Snapshot> {
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
         entries.get(i).map(|e| e.snap.clone())
@@ -133,7 +137,7 @@ impl State {
     /// `(file, version, stale)` of every file.
     pub fn versions(&self) -> Vec<Change> {
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        SERVED
+        FILES
             .iter()
             .zip(entries.iter())
             .map(|(f, e)| Change {
@@ -146,14 +150,14 @@ impl State {
 
     /// Rereads every file (`force`: even when its metadata is unchanged).
     pub fn reload_all(&self, force: bool) -> Vec<Change> {
-        (0..SERVED.len())
+        (0..FILES.len())
             .filter_map(|i| self.reload(i, force))
             .collect()
     }
 
     /// Rereads file `i`; returns and broadcasts the change, if any.
     pub fn reload(&self, i: usize, force: bool) -> Option<Change> {
-        let spec = SERVED.get(i)?;
+        let spec = FILES.get(i)?;
         let path = self.dir.join(spec.name);
         let meta = std::fs::metadata(&path)
             .ok()
@@ -257,7 +261,7 @@ mod tests {
 
     #[test]
     fn routes_and_names_map_to_the_same_files() {
-        for (i, f) in SERVED.iter().enumerate() {
+        for (i, f) in FILES.iter().enumerate() {
             assert_eq!(index_of_name(f.name), Some(i));
             assert_eq!(index_of_route(f.route), Some(i));
             assert_eq!(ipc::files::DATA[i], f.name);
@@ -269,9 +273,9 @@ mod tests {
         }
     }
 
-    /// The page cannot import the table and keeps its own copy: `FILES`
-    /// (name → `/api/<route>`) and the empty `data` (route → value) in
-    /// `app.js` must say what [`SERVED`] says.
+    /// The page cannot import the table and keeps its own copy: app.js's
+    /// `FILES` map (name → `/api/<route>`) and its empty `data` (route →
+    /// value) must say what [`ipc::files::SERVED`] says.
     #[test]
     fn the_pages_copy_of_the_file_table_matches() {
         let js = include_str!("../../web/static/app.js");
@@ -285,12 +289,12 @@ mod tests {
             let rest = &js[from.unwrap_or_else(|| panic!("no `{start}` in app.js"))..];
             squeeze(&rest[..rest.find("};").unwrap_or(0)])
         };
-        let names: String = SERVED
+        let names: String = FILES
             .iter()
             .map(|f| format!("{}:/api/{},", f.name, f.route))
             .collect();
         assert_eq!(block("const FILES = {"), names);
-        let empty: Vec<String> = SERVED
+        let empty: Vec<String> = FILES
             .iter()
             .map(|f| format!("{}:{}", f.route, squeeze(f.empty)))
             .collect();

@@ -11,9 +11,8 @@
 //! watch when the directory itself was replaced (removed and made again).
 //! It only reads; [`State`] decides what changed.
 
-use super::state::{index_of_name, State};
+use super::state::{index_of_name, State, FILES};
 use super::ViewerError;
-use crate::ipc::files::SERVED;
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -92,7 +91,7 @@ pub fn spawn(
         loop {
             tokio::select! {
                 Some(first) = rx.recv() => {
-                    let mut due = [false; SERVED.len()];
+                    let mut due = [false; FILES.len()];
                     let mut mark = |i: usize| match i {
                         REARM => rearm = true,
                         i => due[i] = true,
