@@ -320,6 +320,11 @@ pub fn wait_until<T>(what: &str, timeout: Duration, f: impl FnMut() -> Option<T>
 }
 
 impl KillOnDrop {
+    /// The process's id.
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+
     /// Waits for the process to exit; fails the test after `timeout`.
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
         let child = &mut self.0;

@@ -120,7 +120,7 @@ fn viewer_bench() {
         latencies.push(entry["doneMs"].as_f64().unwrap() - t_rename);
     }
     let latencies = sorted(latencies[5..].to_vec());
-    let rss = rss_kib(v.child.0.id()).unwrap_or(0);
+    let rss = rss_kib(v.child.id()).unwrap_or(0);
 
     println!("viewer bench (1600x900, 1000 bars, headless Chromium, median of runs):");
     println!("  change-to-page latency   median {:6.1} ms   p99 {:6.1} ms   (n={}; target median < 50, p99 < 150)", pct(&latencies, 0.5), pct(&latencies, 0.99), latencies.len());

@@ -502,7 +502,7 @@ fn viewer_binary_prints_its_url_and_stops_on_sigterm() {
         .unwrap();
     assert_eq!(get(addr, "/healthz").status, 200);
     let _sse = Sse::connect(addr); // an open event stream must not hold up the exit
-    kill(Pid::from_raw(child.0.id() as i32), Signal::SIGTERM).unwrap();
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
     let status = child.wait_exit(Duration::from_secs(10));
     assert!(status.success(), "{status:?}");
 }
