@@ -1,4 +1,6 @@
-//! `orderflow-viewer`: serves the chart of the files in `OUT`.
+//! `orderflow-viewer`: serves the chart of the files in `OUT`. Parses
+//! arguments, binds, prints the URL, serves until SIGINT/SIGTERM and maps
+//! the result to an exit code in `main`.
 
 use anyhow::Context;
 use clap::Parser;
@@ -65,38 +67,30 @@ async fn run(args: Args) -> anyhow::Result<()> {
         None => None,
     };
     let config = Config::new(args.out.clone(), args.host, args.port).with_token(token);
-    let viewer = Viewer::bind(config)
-        .await
-        .context("orderflow-viewer cannot start")?;
+    let viewer = Viewer::bind(config).await?;
     println!(
         "orderflow-viewer: serving {} at {}",
         args.out.display(),
         viewer.url()
     );
-    viewer
-        .run(shutdown)
-        .await
-        .context("orderflow-viewer failed")?;
+    viewer.run(shutdown).await?;
     Ok(())
 }
 
+/// Exit codes: 0 once stopped by SIGINT/SIGTERM, 1 on an error (printed
+/// as `orderflow-viewer: …`).
 fn main() -> ExitCode {
     let args = Args::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let served = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("orderflow-viewer: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(args)) {
+        .context("cannot start the async runtime")
+        .and_then(|runtime| runtime.block_on(run(args)));
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("orderflow-viewer: {e:#}");
             ExitCode::FAILURE
         }
     }

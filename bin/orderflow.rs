@@ -5,8 +5,9 @@
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
+use orderflow::app::{demo, launch};
 use orderflow::processor;
-use orderflow::supervise::{self, demo, launch};
+use orderflow::supervise;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -111,6 +112,9 @@ struct DemoArgs {
     common: CommonArgs,
 }
 
+/// Exit codes: 0 when every child ended well or a stop (SIGINT/SIGTERM)
+/// was carried out, 1 when a child ended failed or on an error (printed as
+/// `orderflow: …`).
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -146,19 +150,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 println!("{}", db.display());
                 return Ok(0);
             }
-            let day = demo::day_arg();
-            let job = processor::Job::from_argv([
-                OsString::from(demo::INSTRUMENT),
-                day.clone().into(),
-                day.into(),
-                "--window-seconds".into(),
-                args.window_seconds.to_string().into(),
-                "--speed".into(),
-                args.speed.into(),
-                "--db".into(),
-                db.into_os_string(),
-            ])
-            .context("demo replay options")?;
+            let job =
+                demo::job(&db, args.window_seconds, &args.speed).context("demo replay options")?;
             check(&job, &args.common)?;
             // Replay from the start each time the demo is launched, so the
             // candles are seen forming.

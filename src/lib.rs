@@ -14,8 +14,12 @@
 //! - [`processor`]: source → model → ipc, pacing, progress, checkpoint.
 //! - [`viewer`]: the HTTP server, its routes, change events and assets.
 //! - [`supervise`]: the supervisor's child state machine and process control.
+//! - [`app`]: the `orderflow` application: its two children, the demo.
+//! - [`addr`]: a bound host and port as clients write them (`host:port`, URL).
 //! - [`synth`]: the deterministic data generator for tests, demo and bench.
 
+pub mod addr;
+pub mod app;
 pub mod ipc;
 pub mod model;
 pub mod processor;

@@ -43,8 +43,58 @@ pub mod files {
     pub const SUPERVISOR_LOCK: &str = ".supervisor.lock";
     /// Directory of the supervisor's child logs.
     pub const LOGS: &str = "logs";
-    /// The data files the viewer serves, in the order it announces them.
-    pub const DATA: [&str; 5] = [OHLC, METRICS, DEPTH, STATUS, SUPERVISOR];
+
+    /// A file the viewer serves: its name in `OUT`, its route
+    /// (`/api/<route>`) and the JSON served before it ever existed.
+    #[derive(Debug)]
+    pub struct Served {
+        pub name: &'static str,
+        pub route: &'static str,
+        pub empty: &'static str,
+    }
+
+    /// The files the viewer serves, in the order it announces them: the
+    /// one table of their names, routes and empty values. The page cannot
+    /// import it and keeps a copy in `web/static/app.js`, which a test of
+    /// the viewer holds to this one.
+    pub const SERVED: [Served; 5] = [
+        Served {
+            name: OHLC,
+            route: "ohlc",
+            empty: "[]",
+        },
+        Served {
+            name: METRICS,
+            route: "metrics",
+            empty: "[]",
+        },
+        Served {
+            name: DEPTH,
+            route: "depth",
+            empty: r#"{"bids":[],"asks":[]}"#,
+        },
+        Served {
+            name: STATUS,
+            route: "status",
+            empty: "null",
+        },
+        Served {
+            name: SUPERVISOR,
+            route: "supervisor",
+            empty: "null",
+        },
+    ];
+
+    /// The names of [`SERVED`], in its order.
+    pub const DATA: [&str; SERVED.len()] = {
+        let mut names = [""; SERVED.len()];
+        let mut i = 0;
+        while i < names.len() {
+            names[i] = SERVED[i].name;
+            i += 1;
+        }
+        names
+    };
 }
 
 /// Errors of the file layer. Each names the path involved.

@@ -2,7 +2,7 @@
 //!
 //! This module owns the life cycle of one supervised child and nothing
 //! else. It is pure: it starts no process, sends no signal, reads no clock
-//! and touches no file. The runner in [`super`] turns real happenings
+//! and touches no file. The event loop in [`super::runner`] turns real happenings
 //! (a spawn, a reaped exit, a stale heartbeat or an unanswered health
 //! probe, a shutdown request, a
 //! deadline passing) into [`Event`]s, and carries out the [`Action`]s the
@@ -11,8 +11,8 @@
 //! quickly (Horust's `service_handler` does the same).
 //!
 //! ```text
-//!            Start                Spawned
-//!  (new) ──────────► Starting ────────────► Running ──exit 0 (worker)──► Finished
+//!             Start               Spawned
+//!  NotStarted ─────► Starting ────────────► Running ──exit 0 (worker)──► Finished
 //!                       ▲  │ spawn failed      │ │
 //!          deadline     │  ▼                   │ │ crash / hang-kill
 //!          passed  ┌── Backoff ◄───────────────┘ │   (budget left)
@@ -21,6 +21,12 @@
 //!                                                 ▼ SIGKILL after grace
 //!                                              Stopping ──exit──► Stopped
 //! ```
+//!
+//! A new machine is `NotStarted`, a state of its own rather than a final
+//! one: nothing has run yet, so nothing is finished, failed or stopped, and
+//! only [`Event::Start`] moves it. `supervisor.json` has no such state (the
+//! loop starts every child before it first writes the file); should a
+//! machine be shown before its start, it reads `stopped`, as it always has.
 //!
 //! The machine holds at most one deadline (the end of a backoff, or the end
 //! of the shutdown grace period); the runner feeds [`Event::TimerFired`]
@@ -99,13 +105,21 @@ pub enum Action {
     Signal { pid: u32, signal: Signal },
 }
 
+/// Where a machine is: not started yet, or in one of the states
+/// `supervisor.json` shows, since an instant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    NotStarted,
+    Started { state: ChildState, since: Instant },
+}
+
 /// One supervised child.
 #[derive(Clone, Debug)]
 pub struct Child {
     name: String,
     policy: RestartPolicy,
     grace: Duration,
-    state: ChildState,
+    phase: Phase,
     pid: Option<u32>,
     restarts: u32,
     /// Crashes in a row since the last stable run: the backoff exponent.
@@ -118,7 +132,6 @@ pub struct Child {
     /// Set when we killed the process ourselves because it hung: the exit
     /// is reported with this reason rather than "killed by SIGKILL".
     kill_reason: Option<String>,
-    changed_at: Option<Instant>,
 }
 
 impl Child {
@@ -128,7 +141,7 @@ impl Child {
             name: name.into(),
             policy,
             grace,
-            state: ChildState::Stopped,
+            phase: Phase::NotStarted,
             pid: None,
             restarts: 0,
             attempt: 0,
@@ -137,7 +150,6 @@ impl Child {
             deadline: None,
             last_exit: None,
             kill_reason: None,
-            changed_at: None,
         }
     }
 
@@ -145,8 +157,18 @@ impl Child {
         &self.name
     }
 
+    /// The state `supervisor.json` shows: `stopped` before the start (see
+    /// the module docs), which [`Child::is_started`] tells apart.
     pub fn state(&self) -> ChildState {
-        self.state
+        match self.phase {
+            Phase::NotStarted => ChildState::Stopped,
+            Phase::Started { state, .. } => state,
+        }
+    }
+
+    /// Whether [`Event::Start`] has been delivered.
+    pub fn is_started(&self) -> bool {
+        self.phase != Phase::NotStarted
     }
 
     /// The pid of the running process, if any.
@@ -169,7 +191,7 @@ impl Child {
 
     /// When the current process was started, while it runs.
     pub fn running_since(&self) -> Option<Instant> {
-        if self.state == ChildState::Running {
+        if self.state() == ChildState::Running {
             self.running_since
         } else {
             None
@@ -179,20 +201,27 @@ impl Child {
     /// Finished, failed or stopped: nothing more will happen by itself.
     pub fn is_terminal(&self) -> bool {
         matches!(
-            self.state,
-            ChildState::Finished | ChildState::Failed | ChildState::Stopped
+            self.phase,
+            Phase::Started {
+                state: ChildState::Finished | ChildState::Failed | ChildState::Stopped,
+                ..
+            }
         ) && self.pid.is_none()
-            && self.changed_at.is_some()
     }
 
     /// Advances the machine.
     pub fn next(&mut self, event: Event, now: Instant) -> Vec<Action> {
         use ChildState as S;
-        match (self.state, event) {
-            (S::Stopped, Event::Start) if self.changed_at.is_none() => {
+        let state = match self.phase {
+            // Only a start starts it; anything before is ignored.
+            Phase::NotStarted if event == Event::Start => {
                 self.set(S::Starting, now);
-                vec![Action::Spawn]
+                return vec![Action::Spawn];
             }
+            Phase::NotStarted => return Vec::new(),
+            Phase::Started { state, .. } => state,
+        };
+        match (state, event) {
             (S::Starting, Event::Spawned { pid }) => {
                 self.pid = Some(pid);
                 self.running_since = Some(now);
@@ -230,24 +259,7 @@ impl Child {
                 self.deadline = None;
                 self.kill(Signal::SIGKILL)
             }
-            (S::Running, Event::Shutdown { force }) => {
-                self.set(S::Stopping, now);
-                if force {
-                    self.kill(Signal::SIGKILL)
-                } else {
-                    self.deadline = Some(now + self.grace);
-                    self.kill(Signal::SIGTERM)
-                }
-            }
-            (S::Starting, Event::Shutdown { .. }) => {
-                // The spawn is under way: stop it as soon as it reports.
-                self.set(S::Stopping, now);
-                Vec::new()
-            }
-            (S::Stopping, Event::Shutdown { force: true }) => {
-                self.deadline = None;
-                self.kill(Signal::SIGKILL)
-            }
+            (state, Event::Shutdown { force }) => self.shutdown(state, force, now),
             (S::Stopping, Event::Spawned { pid }) => {
                 self.pid = Some(pid);
                 self.deadline = Some(now + self.grace);
@@ -265,13 +277,42 @@ impl Child {
                 self.set(S::Stopped, now);
                 Vec::new()
             }
-            (S::Backoff, Event::Shutdown { .. }) => {
+            // Anything else (a stray timer, a repeated request or start,
+            // events for a finished or failed child) changes nothing.
+            _ => Vec::new(),
+        }
+    }
+
+    /// A stop request in `state`: a running child gets SIGTERM and the
+    /// grace deadline (SIGKILL at once with `force`); a spawn under way is
+    /// stopped as soon as it reports; a second, forced request kills a
+    /// stopping child now; a backoff is cancelled. A final child stays as
+    /// it is.
+    fn shutdown(&mut self, state: ChildState, force: bool, now: Instant) -> Vec<Action> {
+        use ChildState as S;
+        match state {
+            S::Running => {
+                self.set(S::Stopping, now);
+                if force {
+                    self.kill(Signal::SIGKILL)
+                } else {
+                    self.deadline = Some(now + self.grace);
+                    self.kill(Signal::SIGTERM)
+                }
+            }
+            S::Starting => {
+                self.set(S::Stopping, now);
+                Vec::new()
+            }
+            S::Stopping if force => {
+                self.deadline = None;
+                self.kill(Signal::SIGKILL)
+            }
+            S::Backoff => {
                 self.deadline = None;
                 self.set(S::Stopped, now);
                 Vec::new()
             }
-            // Anything else (a stray timer, a repeated request, events
-            // for a finished or failed child) changes nothing.
             _ => Vec::new(),
         }
     }
@@ -285,16 +326,18 @@ impl Child {
         ChildStatus {
             name: self.name.clone(),
             pid: self.pid,
-            state: self.state,
+            state: self.state(),
             restarts: self.restarts,
             last_exit: self.last_exit.clone(),
-            since_ms: self.changed_at.map_or(now_ms, wall),
+            since_ms: match self.phase {
+                Phase::NotStarted => now_ms,
+                Phase::Started { since, .. } => wall(since),
+            },
         }
     }
 
     fn set(&mut self, state: ChildState, now: Instant) {
-        self.state = state;
-        self.changed_at = Some(now);
+        self.phase = Phase::Started { state, since: now };
     }
 
     fn due(&self, now: Instant) -> bool {
@@ -394,6 +437,31 @@ mod tests {
             t = after(due, 5);
         }
         unreachable!()
+    }
+
+    #[test]
+    fn a_new_child_is_not_started_and_only_a_start_moves_it() {
+        let t = Instant::now();
+        let mut c = Child::new("c", RestartPolicy::worker(), GRACE);
+        assert!(!c.is_started() && !c.is_terminal());
+        for event in [
+            Event::TimerFired,
+            Event::Shutdown { force: true },
+            Event::Spawned { pid: 3 },
+            Event::Exited(ExitReason::Code(0)),
+        ] {
+            assert_eq!(c.next(event, t), []);
+            assert!(!c.is_started() && !c.is_terminal());
+        }
+        // Shown as it always was: no process, nothing running.
+        let s = c.status(t, 1000);
+        assert_eq!(
+            (s.state, s.pid, s.since_ms),
+            (ChildState::Stopped, None, 1000)
+        );
+        assert_eq!(c.next(Event::Start, t), [Action::Spawn]);
+        assert!(c.is_started());
+        assert_eq!(c.next(Event::Start, t), [], "started once");
     }
 
     #[test]

@@ -172,22 +172,18 @@ impl Viewer {
         self.addr
     }
 
-    /// The page's URL.
+    /// The page's URL (a wildcard bind is reached on loopback).
     pub fn url(&self) -> String {
-        let host = match self.addr.ip() {
-            ip if ip.is_unspecified() || ip.is_loopback() && ip.is_ipv4() => {
-                "127.0.0.1".to_string()
-            }
-            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
-            ip => ip.to_string(),
-        };
         let query = self
             .config
             .token
             .as_deref()
             .map(|t| format!("?token={t}"))
             .unwrap_or_default();
-        format!("http://{host}:{}/{query}", self.addr.port())
+        format!(
+            "{}{query}",
+            crate::addr::url(&self.addr.ip().to_string(), self.addr.port())
+        )
     }
 
     pub fn state(&self) -> &Arc<State> {

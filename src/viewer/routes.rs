@@ -45,13 +45,6 @@ pub struct AllowedHosts {
     port: u16,
 }
 
-fn host_name(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => format!("[{v6}]"),
-    }
-}
-
 impl AllowedHosts {
     /// For a server bound at `bound`, started with `--host configured`.
     pub fn new(bound: SocketAddr, configured: &str) -> AllowedHosts {
@@ -60,12 +53,12 @@ impl AllowedHosts {
             .map(|s| s.to_string())
             .collect();
         if !bound.ip().is_unspecified() {
-            names.push(host_name(bound.ip()));
+            names.push(crate::addr::url_host(&bound.ip().to_string()));
         }
         let configured = configured.trim().to_ascii_lowercase();
         let configured = match configured.parse::<IpAddr>() {
             Ok(ip) if ip.is_unspecified() => None,
-            Ok(ip) => Some(host_name(ip)),
+            Ok(ip) => Some(crate::addr::url_host(&ip.to_string())),
             Err(_) if configured.is_empty() => None,
             Err(_) => Some(configured),
         };

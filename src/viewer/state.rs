@@ -1,6 +1,6 @@
 //! The last good copy of each data file, and the change events.
 //!
-//! Owns what the viewer serves: for every file in [`ipc::files::DATA`] the
+//! Owns what the viewer serves: for every file in [`ipc::files::SERVED`] the
 //! bytes of its last copy that parsed as its format, a version, and
 //! whether the file on disk is currently missing or unreadable (stale).
 //! A reload that finds a good new copy bumps the version and broadcasts a
@@ -13,61 +13,34 @@
 //! that matters. A `std::sync::RwLock` guards the entries because every
 //! critical section is a short copy with no `.await` inside.
 
-use crate::ipc::{self, files, Depth, MetricRow, OhlcRow, Status, SupervisorStatus};
+use crate::ipc::files;
+use crate::ipc::{self, Depth, MetricRow, OhlcRow, Status, SupervisorStatus};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use tokio::sync::broadcast;
 
-/// One file the viewer serves: its name in `OUT`, its API route, how to
-/// validate it and what to serve before it ever existed.
-#[derive(Debug)]
-pub struct FileSpec {
-    pub name: &'static str,
-    /// The last segment of `/api/<route>`.
-    pub route: &'static str,
-    validate: fn(&[u8]) -> Result<(), serde_json::Error>,
-    pub empty: &'static [u8],
-}
+/// The served files, by the index the cache and the routes use: the table
+/// in [`ipc::files::SERVED`], not a copy of it.
+pub use crate::ipc::files::SERVED as FILES;
 
 fn parses<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<(), serde_json::Error> {
     serde_json::from_slice::<T>(bytes).map(|_| ())
 }
 
-/// The served files, in the order of [`ipc::files::DATA`].
-pub const FILES: [FileSpec; 5] = [
-    FileSpec {
-        name: files::OHLC,
-        route: "ohlc",
-        validate: parses::<Vec<OhlcRow>>,
-        empty: b"[]",
-    },
-    FileSpec {
-        name: files::METRICS,
-        route: "metrics",
-        validate: parses::<Vec<MetricRow>>,
-        empty: b"[]",
-    },
-    FileSpec {
-        name: files::DEPTH,
-        route: "depth",
-        validate: parses::<Depth>,
-        empty: br#"{"bids":[],"asks":[]}"#,
-    },
-    FileSpec {
-        name: files::STATUS,
-        route: "status",
-        validate: parses::<Status>,
-        empty: b"null",
-    },
-    FileSpec {
-        name: files::SUPERVISOR,
-        route: "supervisor",
-        validate: parses::<SupervisorStatus>,
-        empty: b"null",
-    },
-];
+/// Whether `bytes` are a good copy of the served file `name`: they parse
+/// as its format (a file without a format of its own: as any JSON).
+fn validate(name: &str, bytes: &[u8]) -> Result<(), serde_json::Error> {
+    match name {
+        files::OHLC => parses::<Vec<OhlcRow>>(bytes),
+        files::METRICS => parses::<Vec<MetricRow>>(bytes),
+        files::DEPTH => parses::<Depth>(bytes),
+        files::STATUS => parses::<Status>(bytes),
+        files::SUPERVISOR => parses::<SupervisorStatus>(bytes),
+        _ => parses::<serde_json::Value>(bytes),
+    }
+}
 
 /// Index in [`FILES`] of a file name.
 pub fn index_of_name(name: &str) -> Option<usize> {
@@ -124,7 +97,7 @@ impl State {
             .iter()
             .map(|f| Entry {
                 snap: Snapshot {
-                    body: Arc::from(f.empty),
+                    body: Arc::from(f.empty.as_bytes()),
                     version: 0,
                     stale: true,
                     error: Some("not written yet".into()),
@@ -197,7 +170,7 @@ impl State {
         }
         let read = std::fs::read(&path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))
-            .and_then(|bytes| match (spec.validate)(&bytes) {
+            .and_then(|bytes| match validate(spec.name, &bytes) {
                 Ok(()) => Ok(bytes),
                 Err(e) => Err(format!("{} is not valid: {e}", path.display())),
             });
@@ -292,11 +265,39 @@ mod tests {
             assert_eq!(index_of_name(f.name), Some(i));
             assert_eq!(index_of_route(f.route), Some(i));
             assert_eq!(ipc::files::DATA[i], f.name);
-            (f.validate)(f.empty).unwrap_or_else(|e| {
+            validate(f.name, f.empty.as_bytes()).unwrap_or_else(|e| {
                 // status/supervisor defaults are `null`: not a valid value,
                 // they are only served until the file exists.
-                assert_eq!(f.empty, b"null", "{}: {e}", f.name);
+                assert_eq!(f.empty, "null", "{}: {e}", f.name);
             });
         }
+    }
+
+    /// The page cannot import the table and keeps its own copy: app.js's
+    /// `FILES` map (name → `/api/<route>`) and its empty `data` (route →
+    /// value) must say what [`ipc::files::SERVED`] says.
+    #[test]
+    fn the_pages_copy_of_the_file_table_matches() {
+        let js = include_str!("../../web/static/app.js");
+        let squeeze = |s: &str| -> String {
+            s.chars()
+                .filter(|c| !c.is_whitespace() && !matches!(c, '\'' | '"'))
+                .collect()
+        };
+        let block = |start: &str| -> String {
+            let from = js.find(start).map(|i| i + start.len());
+            let rest = &js[from.unwrap_or_else(|| panic!("no `{start}` in app.js"))..];
+            squeeze(&rest[..rest.find("};").unwrap_or(0)])
+        };
+        let names: String = FILES
+            .iter()
+            .map(|f| format!("{}:/api/{},", f.name, f.route))
+            .collect();
+        assert_eq!(block("const FILES = {"), names);
+        let empty: Vec<String> = FILES
+            .iter()
+            .map(|f| format!("{}:{}", f.route, squeeze(f.empty)))
+            .collect();
+        assert_eq!(block("const data = {"), empty.join(","));
     }
 }

@@ -2,7 +2,7 @@
 //! concurrent readers.
 
 use crate::harness::{
-    fast_tempdir, json, processor, replay, temp_files, wait_for, Capture, KillOnDrop, PROCESSOR,
+    fast_tempdir, json, processor, replay, temp_files, wait_for, Capture, KillOnDrop, TestCommand,
 };
 use orderflow::model::{Fixed, Level};
 use orderflow::synth::{format_levels, LevelFormat, SynthConfig};
@@ -345,7 +345,7 @@ fn arguments_and_selection_errors_are_named() {
         "ORDERFLOW_DATA_ROOT",
     );
     // The environment variable is the default data root.
-    let run = std::process::Command::new(PROCESSOR)
+    let run = TestCommand::processor()
         .args(["FIX-USDT", "2024-01-01", "2024-01-01", "--out", o])
         .env("ORDERFLOW_DATA_ROOT", r)
         .output()

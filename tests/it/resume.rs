@@ -2,7 +2,7 @@
 //! ends with the files of an uninterrupted run, and readers never see the
 //! files go backwards; the checkpoint refuses other arguments.
 
-use crate::harness::{fast_tempdir, json, processor, temp_files, KillOnDrop, PROCESSOR};
+use crate::harness::{fast_tempdir, json, processor, temp_files, KillOnDrop, TestCommand};
 use orderflow::synth::SynthConfig;
 use rand::{Rng, SeedableRng};
 use std::path::{Path, PathBuf};
@@ -86,7 +86,7 @@ fn twenty_sigkills_lose_nothing() {
     let mut kills = 0;
     let mut finished = false;
     for _ in 0..20 {
-        let child = std::process::Command::new(PROCESSOR)
+        let child = TestCommand::processor()
             .args(args(&db, &o))
             .stderr(std::process::Stdio::null())
             .spawn()

@@ -8,16 +8,18 @@
 //! heartbeat) where it must misbehave on cue (ignore SIGTERM, start a
 //! grandchild, crash at once).
 //!
-//! Every wait is a poll with a deadline; every process started is killed
-//! by a guard on drop; the tests run one at a time (they measure latencies
-//! on a small shared machine).
+//! Every wait is a poll on a condition with a deadline (the harness's
+//! `wait_for`); every process started is killed by a guard on drop; the
+//! tests run one at a time (they measure latencies on a small shared
+//! machine).
 
+use crate::harness::{self, TestCommand, ORDERFLOW, PROCESSOR, VIEWER};
 use orderflow::ipc::{ChildState, ChildStatus, SupervisorStatus};
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -72,7 +74,7 @@ impl Fixture {
         let db =
             orderflow::synth::write_days(&f.path("data"), "BTC-USDT", day, 1, hours, &template)
                 .unwrap();
-        f.processor = PathBuf::from(env!("CARGO_BIN_EXE_orderflow-processor"));
+        f.processor = PathBuf::from(PROCESSOR);
         f.processor_args = vec![
             "--window-seconds".into(),
             "10".into(),
@@ -116,12 +118,12 @@ impl Fixture {
         port: u16,
         extra: &[&str],
         env: &[(&str, &str)],
-        stdout_to: impl FnOnce(&mut Command, &Path),
+        stdout_to: impl FnOnce(&mut TestCommand, &Path),
     ) -> Supervisor {
         let n = fs::read_dir(self.dir.path()).unwrap().count();
         let stdout = self.path(&format!("supervisor-{n}.out"));
         let stderr = self.path(&format!("supervisor-{n}.err"));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_orderflow"));
+        let mut cmd = TestCommand::new(ORDERFLOW);
         cmd.args(["run", "BTC-USDT", "2024-03-01", "2024-03-01", "--out"])
             .arg(out)
             .args(["--port", &port.to_string()])
@@ -177,7 +179,7 @@ impl Fixture {
 /// The viewer the tests run. One line to switch to the real one:
 /// `PathBuf::from(env!("CARGO_BIN_EXE_orderflow-viewer"))`.
 fn viewer_program(_: &Fixture) -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_orderflow-viewer"))
+    PathBuf::from(VIEWER)
 }
 
 /// A running `orderflow` whose process and children are killed on drop.
@@ -240,24 +242,25 @@ impl Supervisor {
         timeout: Duration,
         cond: impl Fn(&SupervisorStatus) -> bool,
     ) -> SupervisorStatus {
-        let end = Instant::now() + timeout;
-        loop {
+        let mut last = None;
+        let found = harness::wait_for(timeout, || {
             let status = self.status();
             if let Some(s) = &status {
                 self.note(s);
                 if cond(s) {
-                    return s.clone();
+                    return Some(s.clone());
                 }
             }
-            if Instant::now() > end {
-                panic!(
-                    "timed out after {timeout:?} waiting for {what}\nlast supervisor.json: {status:#?}\nstdout:\n{}\nstderr:\n{}",
-                    self.output(),
-                    fs::read_to_string(&self.stderr).unwrap_or_default()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+            last = status;
+            None
+        });
+        found.unwrap_or_else(|| {
+            panic!(
+                "timed out after {timeout:?} waiting for {what}\nlast supervisor.json: {last:#?}\nstdout:\n{}\nstderr:\n{}",
+                self.output(),
+                fs::read_to_string(&self.stderr).unwrap_or_default()
+            )
+        })
     }
 
     /// Both children running, the viewer answering.
@@ -285,18 +288,14 @@ impl Supervisor {
     }
 
     fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        let end = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < end,
+        let child = &mut self.child;
+        let status = harness::wait_for(timeout, || child.try_wait().unwrap());
+        status.unwrap_or_else(|| {
+            panic!(
                 "supervisor still running after {timeout:?}\n{}",
                 self.output()
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+            )
+        })
     }
 
     fn output(&self) -> String {
@@ -325,10 +324,9 @@ mod libc_sig {
 }
 
 fn signal(pid: u32, sig: i32) {
-    let _ = Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(pid.to_string())
-        .status();
+    if let Ok(sig) = nix::sys::signal::Signal::try_from(sig) {
+        harness::kill(pid, sig);
+    }
 }
 
 /// Whether `pid` is a live process (a zombie counts as gone).
@@ -348,14 +346,12 @@ fn alive(pid: u32) -> bool {
 /// Waits until none of `pids` is alive; returns how long it took.
 fn wait_gone(pids: &[u32], timeout: Duration) -> Duration {
     let start = Instant::now();
-    while pids.iter().any(|p| alive(*p)) {
-        assert!(
-            start.elapsed() < timeout,
-            "still alive after {timeout:?}: {:?}",
-            pids.iter().filter(|p| alive(**p)).collect::<Vec<_>>()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let gone = harness::wait_for(timeout, || (!pids.iter().any(|p| alive(*p))).then_some(()));
+    assert!(
+        gone.is_some(),
+        "still alive after {timeout:?}: {:?}",
+        pids.iter().filter(|p| alive(**p)).collect::<Vec<_>>()
+    );
     start.elapsed()
 }
 
@@ -495,16 +491,15 @@ fn a_killed_processor_is_restarted_resumes_and_finishes() {
     let log = fs::read_to_string(f.out().join("logs/processor.log")).unwrap();
     assert_eq!(log.matches("started pid").count(), 2, "{log}");
     let clean = f.path("clean");
-    let status = Command::new(env!("CARGO_BIN_EXE_orderflow-processor"))
+    let status = TestCommand::processor()
         .args(["BTC-USDT", "2024-03-01", "2024-03-01"])
         .args(&f.processor_args[..2])
         .args(&f.processor_args[4..])
         .args(["--speed", "max", "--out"])
         .arg(&clean)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
+        .output()
+        .unwrap()
+        .status;
     assert!(status.success());
     for name in ["ohlc_data.json", "metrics_data.json", "depth_data.json"] {
         let a = fs::read(f.out().join(name)).unwrap();
@@ -649,9 +644,21 @@ fn a_stopped_processor_is_detected_by_its_heartbeat_killed_and_restarted() {
     assert!(reason.starts_with("hung: no heartbeat for 2."), "{reason}");
     wait_gone(&[processor], Duration::from_secs(1));
     assert_eq!(child(&after, "viewer").pid, Some(viewer));
-    // The new one beats: not killed again.
-    std::thread::sleep(Duration::from_millis(3000));
-    assert_eq!(child(&sup.status().unwrap(), "processor").restarts, 1);
+    // The new one beats: not killed again, though it has now run well past
+    // the limit (3 s of heartbeats against 2 s).
+    let new = p.pid.unwrap_or_default();
+    let status_path = f.out().join("status.json");
+    let later = sup.wait_for(
+        "the new processor to beat for 3 s",
+        Duration::from_secs(10),
+        |s| {
+            let p = child(s, "processor");
+            p.restarts != 1
+                || orderflow::ipc::read_json::<orderflow::ipc::Status>(&status_path)
+                    .is_ok_and(|st| st.pid == new && st.heartbeat_ms > p.since_ms + 3000)
+        },
+    );
+    assert_eq!(child(&later, "processor").restarts, 1);
 }
 
 #[test]
@@ -685,9 +692,17 @@ fn a_stopped_viewer_stops_answering_is_killed_and_restarted() {
     wait_gone(&[viewer], Duration::from_secs(1));
     assert!(!alive(viewer));
     assert_eq!(child(&after, "processor").pid, Some(processor));
-    // The new one answers: not killed again.
-    std::thread::sleep(Duration::from_millis(3000));
-    assert_eq!(child(&sup.status().unwrap(), "viewer").restarts, 1);
+    // The new one answers: not killed again, though it has now run well
+    // past the limit (answering 3 s after its start, against 2 s).
+    let later = sup.wait_for(
+        "the new viewer to answer for 3 s",
+        Duration::from_secs(10),
+        |s| {
+            let v = child(s, "viewer");
+            v.restarts != 1 || (orderflow::ipc::now_ms() > v.since_ms + 3000 && healthz(port))
+        },
+    );
+    assert_eq!(child(&later, "viewer").restarts, 1);
 }
 
 #[test]

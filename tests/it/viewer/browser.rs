@@ -4,31 +4,30 @@
 
 use super::http::{bar, depth, metric, status, supervisor};
 use super::webdriver::Browser;
+use crate::harness::{wait_until, KillOnDrop, TestCommand, VIEWER};
 use orderflow::ipc::{self, files, MetricRow, OhlcRow, VizWriter};
 use serde_json::{json, Value};
-use std::io::BufRead;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
-/// The `orderflow-viewer` binary as a child process.
+/// The `orderflow-viewer` binary as a child process, killed on drop.
 pub struct ViewerProcess {
-    pub child: Child,
+    pub child: KillOnDrop,
     pub addr: SocketAddr,
 }
 
 impl ViewerProcess {
     pub fn start(out: &Path, port: u16) -> ViewerProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_orderflow-viewer"))
-            .args(["--out", &out.to_string_lossy(), "--port", &port.to_string()])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start orderflow-viewer");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("url line");
+        let mut child = KillOnDrop(
+            TestCommand::new(VIEWER)
+                .args(["--out", &out.to_string_lossy(), "--port", &port.to_string()])
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("start orderflow-viewer"),
+        );
+        let line = child.first_line(T);
         let url = line
             .split_whitespace()
             .last()
@@ -47,14 +46,8 @@ impl ViewerProcess {
     }
 
     pub fn kill9(&mut self) {
-        let _ = self.child.kill(); // SIGKILL
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for ViewerProcess {
-    fn drop(&mut self) {
-        self.kill9();
+        let _ = self.child.0.kill(); // SIGKILL
+        let _ = self.child.0.wait();
     }
 }
 
@@ -97,11 +90,9 @@ fn settle(b: &Browser, addr: SocketAddr) {
         "window.__frames = 0; requestAnimationFrame(() => requestAnimationFrame(() => { window.__frames = 2; }));",
         json!([]),
     );
-    let deadline = std::time::Instant::now() + T;
-    while b.exec("return window.__frames;", json!([])) != json!(2) {
-        assert!(std::time::Instant::now() < deadline, "no animation frames");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until("two animation frames", T, || {
+        (b.exec("return window.__frames;", json!([])) == json!(2)).then_some(())
+    });
 }
 
 /// Hovers over the bar starting at `ts` once the page has settled, checks
@@ -220,16 +211,6 @@ fn viewer_page_shows_stale_data() {
     b.wait_state("live again", T, |s| {
         s["connection"] == "live" && s["bars"] == 2
     });
-}
-
-/// Kills the processor when the test ends, however it ends.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Hovers over the bar starting at `ts` and checks the hover state and

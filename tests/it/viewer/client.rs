@@ -196,17 +196,7 @@ impl Sse {
     }
 }
 
-/// Polls `f` until it returns `Some`, or panics with `what` at the deadline.
-pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
+/// The harness's [`wait_until`](crate::harness::wait_until), under the
+/// name the viewer tests use: polls until `Some`, or fails the test naming
+/// what it waited for.
+pub use crate::harness::wait_until as wait_for;

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn find(names: &[&str]) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -77,19 +77,10 @@ impl Browser {
             session: String::new(),
             _profile: profile,
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while b
-            .call("GET", "/status", None)
-            .ok()
-            .and_then(|v| v["value"]["ready"].as_bool())
-            != Some(true)
-        {
-            assert!(
-                Instant::now() < deadline,
-                "chromedriver did not become ready"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        crate::harness::wait_until("chromedriver to be ready", Duration::from_secs(20), || {
+            let status = b.call("GET", "/status", None).ok()?;
+            status["value"]["ready"].as_bool()?.then_some(())
+        });
         let args = [
             "--headless",
             "--no-sandbox",
@@ -215,18 +206,22 @@ impl Browser {
         timeout: Duration,
         pred: impl Fn(&Value) -> bool,
     ) -> Value {
-        let deadline = Instant::now() + timeout;
-        loop {
+        let mut last = Value::Null;
+        let seen = crate::harness::wait_for(timeout, || {
             let s = self.state();
             if pred(&s) {
-                return s;
+                return Some(s);
             }
-            assert!(
-                Instant::now() < deadline,
-                "timed out after {timeout:?} waiting for {what}; state: {s}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            last = s;
+            // Each look is a WebDriver round trip through the browser:
+            // about every 20 ms is enough and keeps it off the page's
+            // timings.
+            std::thread::sleep(Duration::from_millis(15));
+            None
+        });
+        seen.unwrap_or_else(|| {
+            panic!("timed out after {timeout:?} waiting for {what}; state: {last}")
+        })
     }
 }
 

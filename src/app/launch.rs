@@ -11,7 +11,7 @@
 //! the binary lets `ORDERFLOW_PROCESSOR_BIN` / `ORDERFLOW_VIEWER_BIN`
 //! override them, which is how the fault tests substitute fakes.
 
-use super::{ChildSpec, Config, HealthCheck, RestartPolicy, SuperviseError};
+use crate::supervise::{ChildSpec, Config, HealthCheck, RestartPolicy};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,6 +20,14 @@ use std::time::Duration;
 pub const PROCESSOR: &str = "processor";
 /// Name of the viewer child in logs and `supervisor.json`.
 pub const VIEWER: &str = "viewer";
+
+/// A child's program is missing.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot find the program {name}: {source}")]
+pub struct ProgramError {
+    name: String,
+    source: std::io::Error,
+}
 
 /// The programs run as children.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,15 +42,15 @@ impl Programs {
     pub fn resolve(
         processor: Option<PathBuf>,
         viewer: Option<PathBuf>,
-    ) -> Result<Programs, SuperviseError> {
-        let beside = |name: &str| -> Result<PathBuf, SuperviseError> {
-            let exe = std::env::current_exe().map_err(|source| SuperviseError::Program {
+    ) -> Result<Programs, ProgramError> {
+        let beside = |name: &str| -> Result<PathBuf, ProgramError> {
+            let exe = std::env::current_exe().map_err(|source| ProgramError {
                 name: name.to_string(),
                 source,
             })?;
             Ok(exe.parent().unwrap_or(Path::new(".")).join(name))
         };
-        let pick = |given: Option<PathBuf>, name: &str| -> Result<PathBuf, SuperviseError> {
+        let pick = |given: Option<PathBuf>, name: &str| -> Result<PathBuf, ProgramError> {
             let path = match given {
                 Some(p) => p,
                 None => beside(name)?,
@@ -50,7 +58,7 @@ impl Programs {
             if path.is_file() {
                 Ok(path)
             } else {
-                Err(SuperviseError::Program {
+                Err(ProgramError {
                     name: name.to_string(),
                     source: std::io::Error::new(
                         std::io::ErrorKind::NotFound,
@@ -161,7 +169,7 @@ mod tests {
             grace: Duration::from_secs(3),
         };
         let config = launch.config();
-        let p = &config.children[0];
+        let p = &config.children()[0];
         assert_eq!(
             p.args(0),
             [
@@ -177,19 +185,19 @@ mod tests {
             p.args(1),
             ["BTC-USDT", "2024-01-01", "2024-01-01", "--out", "/tmp/o"]
         );
-        let v = &config.children[1];
+        let v = &config.children()[1];
         assert_eq!(
             v.args(0),
             ["--out", "/tmp/o", "--host", "127.0.0.1", "--port", "8050"]
         );
         assert_eq!(
-            v.health.as_ref().map(HealthCheck::url).as_deref(),
+            v.health().map(HealthCheck::url).as_deref(),
             Some("http://127.0.0.1:8050/")
         );
         // The viewer's liveness limit is the processor's hang limit, but
         // never under 2 s (two probe intervals).
         assert_eq!(
-            v.health.as_ref().and_then(|h| h.hang_limit),
+            v.health().and_then(HealthCheck::hang_limit),
             Some(Duration::from_secs(5))
         );
         let short = Launch {
@@ -198,9 +206,11 @@ mod tests {
         }
         .config();
         assert_eq!(
-            short.children[1].health.as_ref().and_then(|h| h.hang_limit),
+            short.children()[1]
+                .health()
+                .and_then(HealthCheck::hang_limit),
             Some(Duration::from_secs(2))
         );
-        assert_eq!(config.grace, Duration::from_secs(3));
+        assert_eq!(config.grace(), Duration::from_secs(3));
     }
 }

@@ -2,14 +2,17 @@
 //! [`crate::synth`], then replayed by `orderflow demo`.
 //!
 //! This module owns the demo's choices (instrument, day, length, where the
-//! file goes) and nothing else; generation itself is [`crate::synth`]'s.
+//! file goes, the replay's job) and nothing else; generation itself is
+//! [`crate::synth`]'s, the replay the processor's.
 //! A file already there is kept, because the generator is deterministic:
 //! the second `orderflow demo` starts at once. Each length has its own
 //! folder (`1h/`, `0.5h/`), so asking for another length never replays a
 //! file of the old one.
 
+use crate::processor::Job;
 use crate::synth::{self, SynthConfig, SynthError};
 use chrono::NaiveDate;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 /// The demo's instrument.
@@ -37,9 +40,43 @@ pub fn ensure_data(dir: &Path, hours: f64) -> Result<PathBuf, SynthError> {
         .unwrap_or_else(|| dir.join(format!("{INSTRUMENT}-{}.db", day_arg()))))
 }
 
+/// The processor's job for the demo: the demo day of [`INSTRUMENT`] from
+/// `db` in `window_seconds` bars, replayed at `speed` (`max` or a factor).
+pub fn job(db: &Path, window_seconds: u64, speed: &str) -> Result<Job, clap::Error> {
+    let day = day_arg();
+    Job::from_argv([
+        OsString::from(INSTRUMENT),
+        day.clone().into(),
+        day.into(),
+        "--window-seconds".into(),
+        window_seconds.to_string().into(),
+        "--speed".into(),
+        speed.into(),
+        "--db".into(),
+        db.into(),
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_job_replays_the_demo_day_of_the_file() {
+        let argv = job(Path::new("d/1h/x.db"), 10, "20").unwrap().to_argv();
+        let text: Vec<String> = argv
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let joined = text.join(" ");
+        assert!(
+            joined.starts_with("BTC-USDT 2024-03-01 2024-03-01 --window-seconds 10"),
+            "{joined}"
+        );
+        assert!(joined.contains("--speed 20"), "{joined}");
+        assert!(joined.ends_with("--db d/1h/x.db"), "{joined}");
+        assert!(job(Path::new("x.db"), 10, "fast").is_ok(), "checked later");
+    }
 
     #[test]
     fn generates_once_and_keeps_the_file() {
