@@ -31,7 +31,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!(
-                "orderflow-processor: error: {}",
+                "orderflow-processor: {}",
                 orderflow::report::chain(e.as_ref())
             );
             ExitCode::from(1)

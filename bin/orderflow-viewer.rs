@@ -51,21 +51,8 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + S
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let shutdown = shutdown_signal()?;
-    let token = match args.token.clone() {
-        Some(t)
-            if t.is_empty()
-                || !t
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b)) =>
-        {
-            anyhow::bail!("--token must be letters, digits, '-', '_', '.' or '~' (it goes in URLs and a cookie)")
-        }
-        Some(t) => Some(t),
-        None if !orderflow::viewer::control::is_loopback(&args.host) => Some(
-            orderflow::viewer::control::new_token().context("cannot generate an access token")?,
-        ),
-        None => None,
-    };
+    let token = orderflow::viewer::control::token_for(&args.host, args.token.as_deref())
+        .map_err(anyhow::Error::msg)?;
     let config = Config::new(args.out.clone(), args.host, args.port).with_token(token);
     let viewer = Viewer::bind(config).await?;
     println!(
@@ -90,7 +77,7 @@ fn main() -> ExitCode {
     match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("orderflow-viewer: {e:#}");
+            eprintln!("orderflow-viewer: {}", orderflow::report::chain(e.as_ref()));
             ExitCode::FAILURE
         }
     }

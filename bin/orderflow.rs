@@ -63,6 +63,10 @@ struct CommonArgs {
     /// Port the viewer listens on.
     #[arg(long, value_name = "PORT", default_value_t = 8050, value_parser = clap::value_parser!(u16).range(1..))]
     port: u16,
+    /// The viewer's access token (generated when --host is not loopback
+    /// and none is given); printed in the URL as ?token=.
+    #[arg(long, value_name = "TOKEN", env = "ORDERFLOW_TOKEN")]
+    token: Option<String>,
     #[command(flatten)]
     supervisor: SupervisorArgs,
 }
@@ -120,7 +124,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("orderflow: {e:#}");
+            eprintln!("orderflow: {}", orderflow::report::chain(e.as_ref()));
             ExitCode::from(1)
         }
     }
@@ -195,12 +199,15 @@ fn to_launch(
         common.supervisor.processor_bin,
         common.supervisor.viewer_bin,
     )?;
+    let token = orderflow::viewer::control::token_for(&common.host, common.token.as_deref())
+        .map_err(anyhow::Error::msg)?;
     Ok(launch::Launch {
         processor_args,
         first_start_args,
         out: common.out,
         host: common.host,
         port: common.port,
+        token,
         programs,
         hang_limit: Duration::from_millis(common.supervisor.hang_limit_ms),
         grace: Duration::from_millis(common.supervisor.grace_ms),

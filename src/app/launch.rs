@@ -90,6 +90,8 @@ pub struct Launch {
     pub out: PathBuf,
     pub host: String,
     pub port: u16,
+    /// The viewer's access token (needed off loopback).
+    pub token: Option<String>,
     pub programs: Programs,
     /// Heartbeat age after which the processor counts as hung, and how
     /// long the viewer may leave `/healthz` unanswered.
@@ -116,7 +118,7 @@ impl Launch {
         .with_first_start_args(self.first_start_args.clone())
         .with_hang_limit(self.hang_limit)
         .with_colour(36);
-        let viewer_args: Vec<OsString> = vec![
+        let mut viewer_args: Vec<OsString> = vec![
             "--out".into(),
             self.out.clone().into_os_string(),
             "--host".into(),
@@ -124,6 +126,10 @@ impl Launch {
             "--port".into(),
             self.port.to_string().into(),
         ];
+        if let Some(t) = &self.token {
+            viewer_args.push("--token".into());
+            viewer_args.push(t.into());
+        }
         let viewer = ChildSpec::new(
             VIEWER,
             &self.programs.viewer,
@@ -134,7 +140,8 @@ impl Launch {
             // Probed every second with a 1 s timeout: under 2 s, one slow
             // answer would count as a hang.
             HealthCheck::new(self.host.clone(), self.port)
-                .with_hang_limit(self.hang_limit.max(Duration::from_secs(2))),
+                .with_hang_limit(self.hang_limit.max(Duration::from_secs(2)))
+                .with_token(self.token.clone()),
         )
         .with_colour(35);
         Config::new(&self.out, vec![processor, viewer]).with_grace(self.grace)
@@ -161,6 +168,7 @@ mod tests {
             out: "/tmp/o".into(),
             host: "127.0.0.1".into(),
             port: 8050,
+            token: None,
             programs: Programs {
                 processor: "/p".into(),
                 viewer: "/v".into(),

@@ -229,6 +229,59 @@ mod tests {
         names
     }
 
+    /// A writer that fails like a full disk after `left` bytes: the fault
+    /// seam for the atomic replace.
+    struct FullAfter {
+        left: usize,
+    }
+
+    impl Write for FullAfter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.left == 0 {
+                return Err(std::io::Error::from_raw_os_error(28));
+            }
+            let n = buf.len().min(self.left);
+            self.left -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_write_that_fails_midway_leaves_the_old_file_and_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        write_atomic(dir.path(), "f.json", b"[1,2,3]").unwrap();
+        let big = vec![b'x'; 200_000];
+        let err = write_atomic_with(dir.path(), "f.json", |w| {
+            // What goes to the file goes through a writer that fills up.
+            let mut seam = FullAfter { left: 70_000 };
+            std::io::copy(&mut &big[..], &mut seam)?;
+            w.write_all(&big)
+        })
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("f.json") && text.contains("No space left on device"),
+            "{text}"
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join("f.json")).unwrap(),
+            b"[1,2,3]"
+        );
+        assert_eq!(names(dir.path()), ["f.json"]);
+        let mut reserve = Reserve::hold(dir.path());
+        assert_eq!(
+            std::fs::metadata(dir.path().join(".status.reserve"))
+                .unwrap()
+                .len(),
+            RESERVE_BYTES as u64
+        );
+        reserve.release();
+        assert_eq!(names(dir.path()), ["f.json"]);
+    }
+
     #[test]
     fn a_prepared_file_is_invisible_until_committed_and_gone_if_dropped() {
         let dir = tempfile::tempdir().unwrap();

@@ -236,7 +236,7 @@ mod tests {
             r#"{"action":"fly"}"#,
             r#"{"action":"speed","speed":"fast"}"#,
             r#"{"action":"step"}"#,
-            r#"{"action":"pause","extra":1}"#,
+            r#"{"action":"step","bars":1,"bar":2}"#,
         ] {
             assert!(serde_json::from_str::<Action>(bad).is_err(), "{bad}");
         }

@@ -213,6 +213,10 @@ pub struct ChildStatus {
     pub state: ChildState,
     pub restarts: u32,
     pub last_exit: Option<String>,
+    /// The last line the child wrote to stderr before it last failed (its
+    /// error message, e.g. a full disk), when it failed.
+    #[serde(default)]
+    pub last_error: Option<String>,
     pub since_ms: i64,
 }
 

@@ -329,6 +329,7 @@ impl Child {
             state: self.state(),
             restarts: self.restarts,
             last_exit: self.last_exit.clone(),
+            last_error: None,
             since_ms: match self.phase {
                 Phase::NotStarted => now_ms,
                 Phase::Started { since, .. } => wall(since),

@@ -35,6 +35,7 @@ pub struct HealthCheck {
     host: String,
     port: u16,
     hang_limit: Option<Duration>,
+    token: Option<String>,
 }
 
 /// What a [`HealthCheck::watch`] task saw.
@@ -53,7 +54,15 @@ impl HealthCheck {
             host: host.into(),
             port,
             hang_limit: None,
+            token: None,
         }
+    }
+
+    /// Probes with `Authorization: Bearer <token>`, and puts the token in
+    /// the printed URL (a viewer reachable from other machines).
+    pub fn with_token(mut self, token: Option<String>) -> HealthCheck {
+        self.token = token;
+        self
     }
 
     /// Kill and restart the server when, after its first answer, it has
@@ -69,7 +78,12 @@ impl HealthCheck {
 
     /// The page's URL, printed once the server answers.
     pub fn url(&self) -> String {
-        addr::url(&self.host, self.port)
+        let query = self
+            .token
+            .as_deref()
+            .map(|t| format!("?token={t}"))
+            .unwrap_or_default();
+        format!("{}{query}", addr::url(&self.host, self.port))
     }
 
     /// One probe, with a short timeout.
@@ -79,8 +93,14 @@ impl HealthCheck {
             let mut stream = tokio::net::TcpStream::connect(authority.as_str())
                 .await
                 .ok()?;
-            let request =
-                format!("GET /healthz HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+            let auth = self
+                .token
+                .as_deref()
+                .map(|t| format!("Authorization: Bearer {t}\r\n"))
+                .unwrap_or_default();
+            let request = format!(
+                "GET /healthz HTTP/1.1\r\nHost: {authority}\r\n{auth}Connection: close\r\n\r\n"
+            );
             stream.write_all(request.as_bytes()).await.ok()?;
             let mut head = Vec::with_capacity(64);
             let mut limited = (&mut stream).take(4096);

@@ -251,8 +251,23 @@ pub struct Log {
     name: String,
     prefix: String,
     console: bool,
-    file: Mutex<Option<RotatingFile>>,
+    file: Mutex<Sink>,
+    /// The last line written to stderr.
+    last_stderr: Mutex<Option<String>>,
 }
+
+/// A log file and the lines it could not take.
+#[derive(Debug)]
+struct Sink {
+    file: RotatingFile,
+    /// Lines dropped since the file last took one (disk full, …).
+    dropped: u64,
+    /// When a write last failed: the next try waits [`RETRY`].
+    failed_at: Option<std::time::Instant>,
+}
+
+/// How long a failing log file is left alone before it is tried again.
+const RETRY: Duration = Duration::from_secs(1);
 
 impl Log {
     /// `colour` is an ANSI colour number (31‒37) used for the name on a
@@ -276,7 +291,12 @@ impl Log {
             name: name.to_string(),
             prefix,
             console: console != Console::Quiet,
-            file: Mutex::new(Some(file)),
+            file: Mutex::new(Sink {
+                file,
+                dropped: 0,
+                failed_at: None,
+            }),
+            last_stderr: Mutex::new(None),
         })
     }
 
@@ -285,10 +305,16 @@ impl Log {
     }
 
     /// Shows and keeps one line (without its line break). A log file that
-    /// cannot be written is reported once on stderr and then given up: the
-    /// child's output must never block or kill the supervisor (nor does
-    /// the console: see the module docs).
+    /// cannot be written (a full disk) drops lines, counted, and is tried
+    /// again a second later; the count is written once it works again.
+    /// The child's output must never block or kill the supervisor (nor
+    /// does the console: see the module docs).
     pub fn line(&self, stream: Stream, line: &str) {
+        if stream == Stream::Stderr && !line.trim().is_empty() {
+            if let Ok(mut last) = self.last_stderr.lock() {
+                *last = Some(line.to_string());
+            }
+        }
         if self.console {
             to_console(format!("{}{}\n", self.prefix, line));
         }
@@ -298,20 +324,61 @@ impl Log {
     /// Keeps one line in the file only, not on the console.
     pub fn keep(&self, stream: Stream, line: &str) {
         let stamp = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ");
-        let text = format!("{stamp} {} {line}\n", stream.tag());
-        let mut guard = match self.file.lock() {
+        let mut sink = match self.file.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if let Some(file) = guard.as_mut() {
-            if let Err(e) = file.write(text.as_bytes()) {
-                eprintln!(
-                    "orderflow: cannot write {}: {e}; {}'s output is no longer kept",
-                    file.path().display(),
-                    self.name
-                );
-                *guard = None;
+        if sink.failed_at.is_some_and(|t| t.elapsed() < RETRY) {
+            sink.dropped += 1;
+            return;
+        }
+        let mut text = String::new();
+        if sink.dropped > 0 {
+            text.push_str(&format!(
+                "{stamp} {} {} lines of this log were dropped: it could not be written\n",
+                Stream::Supervisor.tag(),
+                sink.dropped
+            ));
+        }
+        text.push_str(&format!("{stamp} {} {line}\n", stream.tag()));
+        match sink.file.write(text.as_bytes()) {
+            Ok(()) => {
+                if sink.dropped > 0 {
+                    eprintln!(
+                        "orderflow: {} can be written again; {} lines of {}'s output were dropped",
+                        sink.file.path().display(),
+                        sink.dropped,
+                        self.name
+                    );
+                }
+                sink.dropped = 0;
+                sink.failed_at = None;
             }
+            Err(e) => {
+                if sink.dropped == 0 {
+                    eprintln!(
+                        "orderflow: cannot write {}: {e}; {}'s output is dropped (and counted) \
+                         until it can",
+                        sink.file.path().display(),
+                        self.name
+                    );
+                }
+                sink.dropped += 1;
+                sink.failed_at = Some(std::time::Instant::now());
+            }
+        }
+    }
+
+    /// The last line written to stderr, if any.
+    pub fn last_stderr(&self) -> Option<String> {
+        self.last_stderr.lock().ok().and_then(|l| l.clone())
+    }
+
+    /// Lines dropped since the file last took one.
+    pub fn dropped(&self) -> u64 {
+        match self.file.lock() {
+            Ok(g) => g.dropped,
+            Err(poisoned) => poisoned.into_inner().dropped,
         }
     }
 }
@@ -322,6 +389,18 @@ mod tests {
 
     fn read(p: &Path) -> String {
         fs::read_to_string(p).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_log_on_a_full_disk_drops_and_counts_lines_without_failing() {
+        // /dev/full answers every write with "No space left on device".
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/dev/full", dir.path().join("p.log")).unwrap();
+        let log = Log::open(dir.path(), "p", 32, Console::Quiet, 1 << 20, 3).unwrap();
+        for i in 0..5 {
+            log.line(Stream::Stdout, &format!("line {i}"));
+        }
+        assert_eq!(log.dropped(), 5);
     }
 
     #[test]

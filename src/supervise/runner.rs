@@ -222,7 +222,12 @@ impl Supervisor {
             },
             _ => "stopped".to_string(),
         };
-        let line = format!("pid {pid} {}; {what}", m.last_exit().unwrap_or("exited"));
+        let mut line = format!("pid {pid} {}; {what}", m.last_exit().unwrap_or("exited"));
+        if matches!(m.state(), ChildState::Backoff | ChildState::Failed) {
+            if let Some(err) = self.slots[idx].log().last_stderr() {
+                line.push_str(&format!(" (last error: {err})"));
+            }
+        }
         self.say_about(idx, &line);
     }
 
@@ -343,7 +348,13 @@ impl Supervisor {
         let children: Vec<ChildStatus> = self
             .slots
             .iter()
-            .map(|s| s.machine().status(now, now_ms))
+            .map(|s| {
+                let mut c = s.machine().status(now, now_ms);
+                if matches!(c.state, ChildState::Backoff | ChildState::Failed) {
+                    c.last_error = s.log().last_stderr();
+                }
+                c
+            })
             .collect();
         let key: Published = (
             children

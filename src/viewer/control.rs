@@ -136,6 +136,27 @@ pub fn new_token() -> std::io::Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// The token a viewer bound to `host` requires: the one `given` (checked:
+/// it goes in URLs and a cookie), or a new one when `host` is not
+/// loopback, or none.
+pub fn token_for(host: &str, given: Option<&str>) -> Result<Option<String>, String> {
+    match given {
+        Some(t)
+            if t.is_empty()
+                || !t
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b)) =>
+        {
+            Err("--token must be letters, digits, '-', '_', '.' or '~' (it goes in URLs and a cookie)".into())
+        }
+        Some(t) => Ok(Some(t.to_string())),
+        None if !is_loopback(host) => new_token()
+            .map(Some)
+            .map_err(|e| format!("cannot generate an access token: {e}")),
+        None => Ok(None),
+    }
+}
+
 /// Whether `host` (as given to `--host`) is loopback only.
 pub fn is_loopback(host: &str) -> bool {
     let h = host.trim().trim_start_matches('[').trim_end_matches(']');

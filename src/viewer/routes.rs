@@ -164,8 +164,8 @@ fn auth_guard(
 fn control_route(
     ctx: Ctx,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = Rejection> + Clone {
-    warp::post()
-        .and(warp::path!("api" / "control"))
+    warp::path!("api" / "control")
+        .and(warp::post())
         .and(warp::header::optional::<String>("content-type"))
         .and(warp::header::optional::<String>("origin"))
         .and(warp::header::optional::<String>("host"))

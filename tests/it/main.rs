@@ -2,6 +2,7 @@
 //! harness.
 
 mod control;
+mod faults;
 mod harness;
 mod okx;
 mod processor;

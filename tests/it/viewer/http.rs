@@ -137,6 +137,7 @@ pub fn supervisor() -> ipc::SupervisorStatus {
         state: ipc::ChildState::Running,
         restarts,
         last_exit: None,
+        last_error: None,
         since_ms: 0,
     };
     ipc::SupervisorStatus {
