@@ -208,6 +208,22 @@ mod tests {
             v.health().and_then(HealthCheck::hang_limit),
             Some(Duration::from_secs(5))
         );
+        // Off loopback, the viewer gets its token, and the URL carries it.
+        let remote = Launch {
+            host: "0.0.0.0".into(),
+            token: Some("t0k".into()),
+            ..launch.clone()
+        }
+        .config();
+        let v = &remote.children()[1];
+        assert_eq!(
+            v.args(0),
+            ["--out", "/tmp/o", "--host", "0.0.0.0", "--port", "8050", "--token", "t0k"]
+        );
+        assert_eq!(
+            v.health().map(HealthCheck::url).as_deref(),
+            Some("http://127.0.0.1:8050/?token=t0k")
+        );
         let short = Launch {
             hang_limit: Duration::from_millis(500),
             ..launch

@@ -29,7 +29,8 @@ pub struct Control {
     pub written_ms: i64,
 }
 
-/// While paused: advance `bars` windows, then pause again.
+/// While paused: finish the current window and `bars` whole windows more
+/// (the chart gains `bars` bars), then pause again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Step {
     pub id: u64,

@@ -146,8 +146,9 @@ impl Steering {
             progress.step = step.id;
             if self.paused {
                 let w = window_ms;
+                // The current window, then `bars` whole windows more.
                 let from = market.map_or(i64::MIN / 4, |m| m.div_euclid(w) * w + w);
-                progress.step_until = Some(from.saturating_add((step.bars as i64 - 1) * w));
+                progress.step_until = Some(from.saturating_add(step.bars as i64 * w));
                 changed.status = true;
             }
         }
@@ -219,18 +220,18 @@ mod tests {
         assert!(s.poll(&mut p, Some(1_500), 1_000, true).pace);
         assert_eq!((s.paused, s.speed), (true, Some(5.0)));
         assert_eq!(s.gate(&mut p, 1_600), Gate::Wait);
-        // Two windows: the rest of this one is not a window; 2000..4000 is.
+        // Two windows: the rest of this one, then 2000..4000.
         c.seq = 2;
         c.step = Some(Step { id: 2, bars: 2 });
         write(dir.path(), &c);
         s.poll(&mut p, Some(1_500), 1_000, true);
-        assert_eq!(p.step_until, Some(3_000));
-        assert_eq!(s.gate(&mut p, 2_999), Gate::Now);
-        assert_eq!(s.gate(&mut p, 3_000), Gate::Wait);
+        assert_eq!(p.step_until, Some(4_000));
+        assert_eq!(s.gate(&mut p, 3_999), Gate::Now);
+        assert_eq!(s.gate(&mut p, 4_000), Gate::Wait);
         assert_eq!(p.step_until, None);
         // The same step id again is not a new step.
         write(dir.path(), &c);
-        s.poll(&mut p, Some(2_999), 1_000, true);
+        s.poll(&mut p, Some(3_999), 1_000, true);
         assert_eq!(p.step_until, None);
         // A jump goes at full speed, then pacing resumes.
         c.seq = 3;
@@ -240,7 +241,7 @@ mod tests {
             to_ms: 10_000,
         });
         write(dir.path(), &c);
-        s.poll(&mut p, Some(2_999), 1_000, true);
+        s.poll(&mut p, Some(3_999), 1_000, true);
         assert_eq!(s.gate(&mut p, 5_000), Gate::Now);
         assert_eq!(s.gate(&mut p, 10_000), Gate::Paced);
         assert_eq!(p.jump_to, None);

@@ -76,10 +76,10 @@ fn a_replay_is_paused_stepped_sped_up_and_jumped_through_http() {
     );
     assert_eq!(later["state"], "running");
 
-    // Step two windows (10 s each): the current one and the next.
+    // Step two windows (10 s each): the rest of the current one, then two.
     let r = post(addr, r#"{"action": "step", "bars": 2}"#);
     assert_eq!(r.status, 200, "{}", r.text());
-    let until = at.div_euclid(10_000) * 10_000 + 20_000;
+    let until = at.div_euclid(10_000) * 10_000 + 30_000;
     let stepped = wait_status(&out, "the step", |s| {
         s["market_time_ms"]
             .as_i64()

@@ -191,12 +191,66 @@ function updateHeader() {
     title = `${windowLabel(windowMs() / 1000)} bars`;
   }
   chart.set_title(title);
+  updateReplay();
   const sup = data.supervisor;
   if (sup && Array.isArray(sup.children)) {
     $('h-restarts').textContent = sup.children.map((c) => `${c.name} ${c.restarts}` +
       (c.state === 'failed' ? ' (failed)' : '')).join(' · ') || '–';
+    $('h-restarts').title = sup.children.filter((c) => c.last_error)
+      .map((c) => `${c.name}: ${c.last_error}`).join('\n');
   }
   return title;
+}
+
+// ---- replay control -----------------------------------------------------
+// POST /api/control (JSON, same origin); the processor reports the result
+// in status.json (paused, speed), which the header shows.
+async function control(body) {
+  try {
+    const r = await fetch('/api/control', {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
+    });
+    const answer = await r.json().catch(() => ({}));
+    state.control = r.ok ? { ok: true, action: body.action } : { ok: false, action: body.action, error: answer.error };
+    if (!r.ok) {
+      $('h-replay').textContent = answer.error || `HTTP ${r.status}`;
+      $('h-replay').classList.add('error');
+    }
+  } catch (e) {
+    state.control = { ok: false, action: body.action, error: String(e) };
+  }
+}
+
+function updateReplay() {
+  const s = data.status;
+  const el = $('h-replay');
+  if (!s) return;
+  const running = s.state === 'running';
+  const speed = s.speed == null ? 'max' : `${s.speed}×`;
+  el.classList.remove('error');
+  el.classList.toggle('paused', running && !!s.paused);
+  el.textContent = !running ? s.state : s.paused ? `paused · ${speed}` : `playing · ${speed}`;
+  document.querySelector('[data-control="pause"]').disabled = !running || !!s.paused;
+  document.querySelector('[data-control="resume"]').disabled = !running || !s.paused;
+  document.querySelector('[data-control="step"]').disabled = !running || !s.paused;
+  const sel = document.querySelector('[data-control="speed"]');
+  const value = s.speed == null ? 'max' : String(s.speed);
+  if (![...sel.options].some((o) => o.value === value)) sel.add(new Option(speed, value));
+  if (document.activeElement !== sel) sel.value = value;
+  state.paused = !!s.paused;
+  state.speed = s.speed;
+}
+
+function wireControls() {
+  for (const b of document.querySelectorAll('button[data-control]')) {
+    const action = b.dataset.control;
+    b.addEventListener('click', () => control(action === 'step' ? { action, bars: 1 } : { action }));
+  }
+  const sel = document.querySelector('select[data-control="speed"]');
+  sel.addEventListener('change', () => {
+    const v = sel.value;
+    control({ action: 'speed', speed: v === 'max' ? 'max' : Number(v) });
+  });
 }
 
 function updateConn() {
@@ -295,6 +349,7 @@ async function main() {
   await init({ module_or_path: new URL('./orderflow_web_bg.wasm', import.meta.url) });
   chart = new Chart('main', 'overlay', 'depth');
   setupInput();
+  wireControls();
   new ResizeObserver(resize).observe($('chart-wrap'));
   window.addEventListener('resize', resize);
   resize();

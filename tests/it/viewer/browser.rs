@@ -491,3 +491,86 @@ fn viewer_page_downsamples_when_bars_outnumber_pixels() {
     );
     assert_eq!(s["bars"], 1000);
 }
+
+#[test]
+fn viewer_page_pauses_steps_and_speeds_up_the_replay() {
+    let Some(b) = Browser::start(1600, 900) else {
+        return;
+    };
+    let dir = crate::harness::fast_tempdir();
+    let db = dir.path().join("gen.db");
+    let day = orderflow::synth::day_start_ms(chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap());
+    let mut cfg = orderflow::synth::SynthConfig::new(day, 40 * 60_000);
+    cfg.levels_per_side = 100;
+    orderflow::synth::write_file(&db, &cfg).unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let v = ViewerProcess::start(&out, 0);
+    b.goto(&v.url());
+    let _processor = KillOnDrop(
+        crate::harness::replay(
+            "GEN",
+            &db,
+            &out,
+            &["--window-seconds", "5", "--speed", "25"],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start orderflow-processor"),
+    );
+    b.wait_state("bars forming", T, |s| {
+        s["bars"].as_u64() >= Some(4) && s["speed"] == 25.0
+    });
+    let click = |what: &str| {
+        b.exec(
+            &format!("document.querySelector('button[data-control=\"{what}\"]').click();"),
+            json!([]),
+        )
+    };
+    click("pause");
+    let paused = b.wait_state("paused", T, |s| s["paused"] == true);
+    assert_eq!(paused["control"]["ok"], true, "{paused}");
+    // Held: the newest bar stays while status heartbeats come in.
+    let held = b.wait_state("the last bar drawn", T, |s| s["lastBarTs"].is_i64());
+    let status = |b: &Browser| {
+        b.exec(
+            "return fetch('/api/status').then(r => r.json());",
+            json!([]),
+        )
+    };
+    let beat = status(&b)["heartbeat_ms"].clone();
+    crate::harness::wait_until("two more heartbeats", T, || {
+        let s = status(&b);
+        (s["heartbeat_ms"] != beat && s["paused"] == true).then_some(())
+    });
+    assert_eq!(
+        b.state()["lastBarTs"],
+        held["lastBarTs"],
+        "a paused replay draws no new bar"
+    );
+    // One step: exactly one more bar.
+    click("step");
+    let want = held["lastBarTs"].as_i64().unwrap() + 5_000;
+    b.wait_state("one more bar", T, |s| s["lastBarTs"].as_i64() == Some(want));
+    // Speed from the selector, then play again.
+    b.exec(
+        "const s = document.querySelector('select[data-control=\"speed\"]'); s.value = '100'; \
+         s.dispatchEvent(new Event('change'));",
+        json!([]),
+    );
+    b.wait_state("100x", T, |s| s["speed"] == 100.0);
+    click("resume");
+    b.wait_state("playing again", T, |s| {
+        s["paused"] == false && s["lastBarTs"].as_i64() > Some(want + 10_000)
+    });
+    let header = b
+        .exec(
+            "return document.getElementById('h-replay').textContent;",
+            json!([]),
+        )
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(header, "playing · 100×");
+}
