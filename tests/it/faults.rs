@@ -14,12 +14,12 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A tmpfs mounted on a temp dir, unmounted when dropped.
-struct Tmpfs {
+pub struct Tmpfs {
     dir: tempfile::TempDir,
 }
 
 impl Tmpfs {
-    fn mount(size: &str) -> Option<Tmpfs> {
+    pub fn mount(size: &str) -> Option<Tmpfs> {
         let dir = tempfile::tempdir().ok()?;
         let ok = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
@@ -34,7 +34,7 @@ impl Tmpfs {
         Some(Tmpfs { dir })
     }
 
-    fn path(&self) -> &Path {
+    pub fn path(&self) -> &Path {
         self.dir.path()
     }
 

@@ -2,7 +2,7 @@
 //! harness.
 
 mod control;
-mod faults;
+pub mod faults;
 mod harness;
 mod okx;
 mod processor;

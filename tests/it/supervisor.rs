@@ -900,3 +900,42 @@ fn a_bad_replay_option_is_refused_before_any_child_starts() {
     assert!(f.starts("processor").is_empty());
     assert!(!f.out().exists(), "OUT was created");
 }
+
+#[test]
+fn a_processor_on_a_full_disk_backs_off_says_why_and_the_viewer_stays() {
+    let _serial = serial();
+    let Some(fs) = crate::faults::Tmpfs::mount("160k") else {
+        return;
+    };
+    let f = Fixture::with_real_processor(0.5, "max");
+    let out = fs.path().join("out");
+    let started = std::time::Instant::now();
+    let mut sup = f.run_on(&out, f.port, &[], &[]);
+    let failing = sup.wait_for(
+        "the processor failing again and again",
+        Duration::from_secs(30),
+        |s| {
+            let p = &s.children[0];
+            p.restarts >= 3
+                && p.last_error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("No space left on device"))
+        },
+    );
+    // Backoff, not a tight loop: 100 + 200 + 400 ms at least.
+    assert!(
+        started.elapsed() >= Duration::from_millis(700),
+        "{failing:#?}"
+    );
+    let p = &failing.children[0];
+    assert!(
+        p.last_exit.as_deref().is_some_and(|e| e.contains("1")),
+        "{p:#?}"
+    );
+    // The supervisor and the viewer keep going.
+    assert!(
+        sup.child.try_wait().unwrap().is_none(),
+        "the supervisor died"
+    );
+    assert!(healthz(sup.port), "the viewer stopped answering");
+}
