@@ -52,10 +52,10 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
     eprintln!(
         "orderflow-processor: {} {}..{} from {} file(s) → {}",
         config.instruments().collect::<Vec<_>>().join(" + "),
-        config.start,
-        config.end,
+        config.dates().0,
+        config.dates().1,
         processor.files().count(),
-        config.out.display()
+        config.out().display()
     );
     Ok(match processor.run(&SHUTDOWN)? {
         Outcome::AlreadyFinished => ExitCode::SUCCESS,

@@ -202,31 +202,47 @@ pub enum Checkpointing {
     Off,
 }
 
-/// A validated processor configuration.
+/// A validated processor configuration: built only by [`Job::config`],
+/// so its fields are known to be consistent; read through its methods.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     /// The primary instrument (the rolling files are its).
-    pub instrument: String,
+    pub(crate) instrument: String,
     /// Reference instruments, in the order given.
-    pub with: Vec<String>,
+    pub(crate) with: Vec<String>,
     /// Timeframes of the series store, shortest first.
-    pub timeframes: Vec<Timeframe>,
-    pub start: NaiveDate,
-    pub end: NaiveDate,
-    pub window_seconds: u64,
-    pub max_bars: usize,
-    pub depth_levels: usize,
-    pub obi_levels: Option<usize>,
-    pub inputs: Inputs,
-    pub out: PathBuf,
-    pub flush: Duration,
+    pub(crate) timeframes: Vec<Timeframe>,
+    pub(crate) start: NaiveDate,
+    pub(crate) end: NaiveDate,
+    pub(crate) window_seconds: u64,
+    pub(crate) max_bars: usize,
+    pub(crate) depth_levels: usize,
+    pub(crate) obi_levels: Option<usize>,
+    pub(crate) inputs: Inputs,
+    pub(crate) out: PathBuf,
+    pub(crate) flush: Duration,
     /// `None`: as fast as possible.
-    pub speed: Option<f64>,
-    pub start_mode: Start,
-    pub checkpointing: Checkpointing,
+    pub(crate) speed: Option<f64>,
+    pub(crate) start_mode: Start,
+    pub(crate) checkpointing: Checkpointing,
 }
 
 impl Config {
+    /// The primary instrument.
+    pub fn instrument(&self) -> &str {
+        &self.instrument
+    }
+
+    /// First and last UTC day.
+    pub fn dates(&self) -> (NaiveDate, NaiveDate) {
+        (self.start, self.end)
+    }
+
+    /// The output directory.
+    pub fn out(&self) -> &std::path::Path {
+        &self.out
+    }
+
     /// Every instrument of the run: the primary first, then `--with`.
     pub fn instruments(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.instrument.as_str()).chain(self.with.iter().map(String::as_str))
