@@ -109,7 +109,7 @@ struct DemoArgs {
     /// Replay speed, X times market time.
     #[arg(long, value_name = "X", default_value = "20")]
     speed: String,
-    /// Only generate the demo data, print its path and exit.
+    /// Only generate the demo data, print its paths (BTC-USDT, then ETH-USDT) and exit.
     #[arg(long)]
     prepare_only: bool,
     #[command(flatten)]
@@ -147,15 +147,17 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 "--hours must be in (0, 24]"
             );
             eprintln!("orderflow: preparing demo data in {}", args.data.display());
-            let db = demo::ensure_data(&args.data, args.hours).with_context(|| {
+            let dbs = demo::ensure_data(&args.data, args.hours).with_context(|| {
                 format!("cannot generate the demo data in {}", args.data.display())
             })?;
             if args.prepare_only {
-                println!("{}", db.display());
+                for db in &dbs {
+                    println!("{}", db.display());
+                }
                 return Ok(0);
             }
             let job =
-                demo::job(&db, args.window_seconds, &args.speed).context("demo replay options")?;
+                demo::job(&dbs, args.window_seconds, &args.speed).context("demo replay options")?;
             check(&job, &args.common)?;
             // Replay from the start each time the demo is launched, so the
             // candles are seen forming.

@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 
 /// The demo's instrument.
 pub const INSTRUMENT: &str = "BTC-USDT";
+/// The reference instrument replayed beside it (`--with`).
+pub const REFERENCE: &str = "ETH-USDT";
 
 /// The demo's day.
 pub fn day() -> NaiveDate {
@@ -28,23 +30,38 @@ pub fn day_arg() -> String {
     day().format("%Y-%m-%d").to_string()
 }
 
-/// Writes (once) the demo capture under `dir/<hours>h/`, `hours` of
-/// market from midnight UTC, and returns its path.
-pub fn ensure_data(dir: &Path, hours: f64) -> Result<PathBuf, SynthError> {
-    let template = SynthConfig::new(0, 0);
+/// Writes (once) the demo captures under `dir/<hours>h/`, `hours` of
+/// market from midnight UTC, and returns their paths: [`INSTRUMENT`]'s,
+/// then [`REFERENCE`]'s (an ETH-like market of its own).
+pub fn ensure_data(dir: &Path, hours: f64) -> Result<Vec<PathBuf>, SynthError> {
     let dir = dir.join(format!("{hours}h"));
-    let paths = synth::write_days(&dir, INSTRUMENT, day(), 1, hours, &template)?;
-    Ok(paths
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| dir.join(format!("{INSTRUMENT}-{}.db", day_arg()))))
+    let btc = SynthConfig::new(0, 0);
+    let mut eth = SynthConfig::new(0, 0);
+    eth.mid = crate::model::Fixed::from_int(3_000);
+    eth.tick = crate::model::Fixed::from_raw(1_000_000);
+    eth.levels_per_side = 300;
+    eth.book_per_second = 8.0;
+    eth.trades_per_second = 4.0;
+    eth.seed = 101;
+    let mut paths = Vec::new();
+    for (instrument, template) in [(INSTRUMENT, &btc), (REFERENCE, &eth)] {
+        let written = synth::write_days(&dir, instrument, day(), 1, hours, template)?;
+        paths.push(
+            written
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| dir.join(format!("{instrument}-{}.db", day_arg()))),
+        );
+    }
+    Ok(paths)
 }
 
-/// The processor's job for the demo: the demo day of [`INSTRUMENT`] from
-/// `db` in `window_seconds` bars, replayed at `speed` (`max` or a factor).
-pub fn job(db: &Path, window_seconds: u64, speed: &str) -> Result<Job, clap::Error> {
+/// The processor's job for the demo: the demo day of [`INSTRUMENT`] with
+/// [`REFERENCE`] beside it, from `dbs`, in `window_seconds` bars, replayed
+/// at `speed` (`max` or a factor).
+pub fn job(dbs: &[PathBuf], window_seconds: u64, speed: &str) -> Result<Job, clap::Error> {
     let day = day_arg();
-    Job::from_argv([
+    let mut argv = vec![
         OsString::from(INSTRUMENT),
         day.clone().into(),
         day.into(),
@@ -52,9 +69,12 @@ pub fn job(db: &Path, window_seconds: u64, speed: &str) -> Result<Job, clap::Err
         window_seconds.to_string().into(),
         "--speed".into(),
         speed.into(),
+        "--with".into(),
+        REFERENCE.into(),
         "--db".into(),
-        db.into(),
-    ])
+    ];
+    argv.extend(dbs.iter().map(|p| p.clone().into_os_string()));
+    Job::from_argv(argv)
 }
 
 #[cfg(test)]
@@ -63,7 +83,8 @@ mod tests {
 
     #[test]
     fn the_job_replays_the_demo_day_of_the_file() {
-        let argv = job(Path::new("d/1h/x.db"), 10, "20").unwrap().to_argv();
+        let dbs = [PathBuf::from("d/1h/x.db"), PathBuf::from("d/1h/y.db")];
+        let argv = job(&dbs, 10, "20").unwrap().to_argv();
         let text: Vec<String> = argv
             .iter()
             .map(|a| a.to_string_lossy().into_owned())
@@ -74,21 +95,29 @@ mod tests {
             "{joined}"
         );
         assert!(joined.contains("--speed 20"), "{joined}");
-        assert!(joined.ends_with("--db d/1h/x.db"), "{joined}");
-        assert!(job(Path::new("x.db"), 10, "fast").is_ok(), "checked later");
+        assert!(joined.contains("--with ETH-USDT"), "{joined}");
+        assert!(joined.ends_with("--db d/1h/x.db d/1h/y.db"), "{joined}");
+        assert!(job(&dbs, 10, "fast").is_ok(), "checked later");
     }
 
     #[test]
     fn generates_once_and_keeps_the_file() {
         let dir = tempfile::tempdir().unwrap();
-        let path = ensure_data(dir.path(), 0.01).unwrap();
-        assert_eq!(path, dir.path().join("0.01h/BTC-USDT-2024-03-01.db"));
+        let paths = ensure_data(dir.path(), 0.01).unwrap();
+        assert_eq!(
+            paths,
+            [
+                dir.path().join("0.01h/BTC-USDT-2024-03-01.db"),
+                dir.path().join("0.01h/ETH-USDT-2024-03-01.db")
+            ]
+        );
+        let path = paths[0].clone();
         let first = std::fs::metadata(&path).unwrap().modified().unwrap();
         let again = ensure_data(dir.path(), 0.01).unwrap();
-        assert_eq!(again, path);
+        assert_eq!(again, paths);
         assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), first);
         // Another length is another file, not the old one replayed.
-        let longer = ensure_data(dir.path(), 0.02).unwrap();
+        let longer = ensure_data(dir.path(), 0.02).unwrap()[0].clone();
         assert_eq!(longer, dir.path().join("0.02h/BTC-USDT-2024-03-01.db"));
         assert!(
             std::fs::metadata(&longer).unwrap().len() > std::fs::metadata(&path).unwrap().len()
