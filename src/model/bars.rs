@@ -57,6 +57,25 @@ pub struct Candle<T> {
     pub close: T,
 }
 
+impl<T> From<[T; 4]> for Candle<T> {
+    /// `[open, high, low, close]`.
+    fn from([open, high, low, close]: [T; 4]) -> Candle<T> {
+        Candle {
+            open,
+            high,
+            low,
+            close,
+        }
+    }
+}
+
+impl<T: Copy> Candle<T> {
+    /// `[open, high, low, close]`.
+    pub fn to_array(&self) -> [T; 4] {
+        [self.open, self.high, self.low, self.close]
+    }
+}
+
 impl<T: Copy + PartialOrd> Candle<T> {
     pub fn new(v: T) -> Candle<T> {
         Candle {
@@ -130,34 +149,17 @@ impl<'de> Deserialize<'de> for OhlcBar {
 
 impl Serialize for MetricBar {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let (o, c) = (&self.obi, &self.cvd);
-        (
-            self.ts,
-            [o.open, o.high, o.low, o.close],
-            [c.open, c.high, c.low, c.close],
-        )
-            .serialize(s)
+        (self.ts, self.obi.to_array(), self.cvd.to_array()).serialize(s)
     }
 }
 
 impl<'de> Deserialize<'de> for MetricBar {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<MetricBar, D::Error> {
-        let (ts, [oo, oh, ol, oc], [co, ch, cl, cc]): (i64, [f64; 4], [Fixed; 4]) =
-            Deserialize::deserialize(d)?;
+        let (ts, obi, cvd): (i64, [f64; 4], [Fixed; 4]) = Deserialize::deserialize(d)?;
         Ok(MetricBar {
             ts,
-            obi: Candle {
-                open: oo,
-                high: oh,
-                low: ol,
-                close: oc,
-            },
-            cvd: Candle {
-                open: co,
-                high: ch,
-                low: cl,
-                close: cc,
-            },
+            obi: obi.into(),
+            cvd: cvd.into(),
         })
     }
 }

@@ -90,6 +90,7 @@ pub enum Outcome {
 }
 
 /// What the merge loop does next with a stream.
+#[derive(Clone, Copy)]
 enum Head {
     Row(Position),
     End,
@@ -98,6 +99,15 @@ enum Head {
     /// The run went back to an earlier state (a table is re-read sorted):
     /// every stream is opened again.
     Restart,
+}
+
+impl Head {
+    fn row(self) -> Option<Position> {
+        match self {
+            Head::Row(p) => Some(p),
+            _ => None,
+        }
+    }
 }
 
 /// The two tables of one instrument's current file, being read.
@@ -372,25 +382,22 @@ impl Processor {
             let mut next: Option<(i64, bool, usize)> = None;
             for lane in 0..streams.len() {
                 while let Some(s) = streams[lane].as_mut() {
-                    let b = match self.head(lane, &mut s.book)? {
-                        Head::Row(p) => Some(p),
-                        Head::End => None,
-                        Head::Wait => continue 'rows,
-                        Head::Restart => {
+                    // Trades are polled only when the book stream has a row
+                    // or ended (a restart replaces every stream).
+                    let b = self.head(lane, &mut s.book)?;
+                    let t = match b {
+                        Head::Row(_) | Head::End => self.head(lane, &mut s.trades)?,
+                        other => other,
+                    };
+                    let heads = match (b, t) {
+                        (Head::Restart, _) | (_, Head::Restart) => {
                             streams = self.open_streams();
                             continue 'rows;
                         }
+                        (Head::Wait, _) | (_, Head::Wait) => continue 'rows,
+                        (b, t) => (b.row(), t.row()),
                     };
-                    let t = match self.head(lane, &mut s.trades)? {
-                        Head::Row(p) => Some(p),
-                        Head::End => None,
-                        Head::Wait => continue 'rows,
-                        Head::Restart => {
-                            streams = self.open_streams();
-                            continue 'rows;
-                        }
-                    };
-                    let key = match (b, t) {
+                    let key = match heads {
                         (None, None) => {
                             // This lane's file is done: on to its next.
                             self.st.next_file(lane);

@@ -141,12 +141,9 @@ impl<'de> Deserialize<'de> for FileBar {
         let fixed =
             |x: f64| Fixed::from_f64(x).ok_or_else(|| D::Error::custom("number out of range"));
         let price = match (o, h, l, c) {
-            (Some(o), Some(h), Some(l), Some(c)) => Some(Candle {
-                open: fixed(o)?,
-                high: fixed(h)?,
-                low: fixed(l)?,
-                close: fixed(c)?,
-            }),
+            (Some(o), Some(h), Some(l), Some(c)) => {
+                Some(Candle::from([fixed(o)?, fixed(h)?, fixed(l)?, fixed(c)?]))
+            }
             (None, None, None, None) => None,
             _ => {
                 return Err(D::Error::custom(
@@ -158,18 +155,8 @@ impl<'de> Deserialize<'de> for FileBar {
             ts,
             price,
             volume: fixed(v)?,
-            obi: Candle {
-                open: oo,
-                high: oh,
-                low: ol,
-                close: oc,
-            },
-            cvd: Candle {
-                open: fixed(co)?,
-                high: fixed(ch)?,
-                low: fixed(cl)?,
-                close: fixed(cc)?,
-            },
+            obi: Candle::from([oo, oh, ol, oc]),
+            cvd: Candle::from([fixed(co)?, fixed(ch)?, fixed(cl)?, fixed(cc)?]),
         }))
     }
 }
@@ -178,14 +165,12 @@ impl<'de> Deserialize<'de> for FileBar {
 /// prices, volume and CVD as raw fixed-point integers.
 impl Serialize for SeriesBar {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let quad = |c: &Candle<Fixed>| [c.open, c.high, c.low, c.close];
-        let o = &self.obi;
         (
             self.ts,
-            self.price.as_ref().map(quad),
+            self.price.as_ref().map(Candle::to_array),
             self.volume,
-            [o.open, o.high, o.low, o.close],
-            quad(&self.cvd),
+            self.obi.to_array(),
+            self.cvd.to_array(),
         )
             .serialize(s)
     }
@@ -195,24 +180,12 @@ impl<'de> Deserialize<'de> for SeriesBar {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<SeriesBar, D::Error> {
         type Raw = (i64, Option<[Fixed; 4]>, Fixed, [f64; 4], [Fixed; 4]);
         let (ts, price, volume, obi, cvd): Raw = Deserialize::deserialize(d)?;
-        let candle = |[open, high, low, close]: [Fixed; 4]| Candle {
-            open,
-            high,
-            low,
-            close,
-        };
-        let [oo, oh, ol, oc] = obi;
         Ok(SeriesBar {
             ts,
-            price: price.map(candle),
+            price: price.map(Candle::from),
             volume,
-            obi: Candle {
-                open: oo,
-                high: oh,
-                low: ol,
-                close: oc,
-            },
-            cvd: candle(cvd),
+            obi: obi.into(),
+            cvd: cvd.into(),
         })
     }
 }

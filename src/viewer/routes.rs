@@ -392,7 +392,7 @@ fn events(ctx: &Ctx) -> impl Reply {
     // A task per stream forwards changes; it ends when the client goes
     // away (the channel closes) or the server shuts down, which ends the
     // response so a graceful shutdown is not held up by open pages.
-    let (tx, mut out) = tokio::sync::mpsc::channel::<Event>(64);
+    let (tx, out) = tokio::sync::mpsc::channel::<Event>(64);
     tokio::spawn(async move {
         if tx.send(first).await.is_err() {
             return;
@@ -412,6 +412,12 @@ fn events(ctx: &Ctx) -> impl Reply {
             }
         }
     });
+    sse_reply(out)
+}
+
+/// An event stream from the events a task queues into `out`, with a
+/// keep-alive comment every 15 s; it ends when the task drops its sender.
+pub fn sse_reply(mut out: tokio::sync::mpsc::Receiver<Event>) -> warp::reply::Response {
     let stream = futures_util::stream::poll_fn(move |cx| {
         out.poll_recv(cx).map(|e| e.map(Ok::<Event, Infallible>))
     });
@@ -420,6 +426,7 @@ fn events(ctx: &Ctx) -> impl Reply {
             .interval(Duration::from_secs(15))
             .stream(stream),
     )
+    .into_response()
 }
 
 async fn handle_rejection(err: Rejection) -> Result<warp::reply::Response, Infallible> {

@@ -21,12 +21,12 @@ use super::hub::{bars_json, Hub, HubEvent, Kind};
 use super::series::error_reply;
 use crate::store::{format, RangeQuery, StoreReader, Timeframe};
 use std::collections::HashMap;
-use std::convert::Infallible;
+
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, watch};
 use warp::http::StatusCode;
-use warp::reply::Reply;
+
 use warp::sse::Event;
 
 /// Bars a snapshot or reset carries per series.
@@ -182,7 +182,7 @@ pub fn stream(
     // Subscribe before reading anything, so no change falls between.
     let mut rx = hub.subscribe();
     let resume = hub.resume(after);
-    let (tx, mut out) = tokio::sync::mpsc::channel::<Event>(QUEUE);
+    let (tx, out) = tokio::sync::mpsc::channel::<Event>(QUEUE);
     let id = move |seq: u64| format!("{instance}-{seq}");
     tokio::spawn(async move {
         let send_all = |name: &'static str, seq: u64, subs: Vec<Sub>, reader: Arc<StoreReader>| {
@@ -274,15 +274,7 @@ pub fn stream(
             }
         }
     });
-    let stream = futures_util::stream::poll_fn(move |cx| {
-        out.poll_recv(cx).map(|e| e.map(Ok::<Event, Infallible>))
-    });
-    warp::sse::reply(
-        warp::sse::keep_alive()
-            .interval(Duration::from_secs(15))
-            .stream(stream),
-    )
-    .into_response()
+    super::routes::sse_reply(out)
 }
 
 #[cfg(test)]

@@ -554,42 +554,24 @@ fn bad_timeframes_and_reference_instruments_are_refused_before_anything_is_writt
         assert!(err.contains(&format!("--timeframes: {why}")), "{err}");
         assert!(!out.exists(), "nothing may be written for a bad argument");
     }
-    // A reference instrument with no files for the dates, by discovery…
-    let run = processor(&[
-        PRIMARY,
-        "2024-01-01",
-        "2024-01-01",
-        "--with",
-        "NOPE-USDT",
-        "--data-root",
-        dir.path().to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_eq!(run.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&run.stderr);
-    assert!(
-        err.contains("no capture file for NOPE-USDT from 2024-01-01"),
-        "{err}"
-    );
-    assert!(!out.exists());
-    // …and among explicit files.
-    let run = processor(&[
-        PRIMARY,
-        "2024-01-01",
-        "2024-01-01",
-        "--with",
-        "NOPE-USDT",
-        "--db",
-        files.0.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_eq!(run.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&run.stderr);
-    assert!(
-        err.contains("none of the --db files belongs to NOPE-USDT"),
-        "{err}"
-    );
-    assert!(!out.exists());
+    // A reference instrument with no files for the dates, by discovery
+    // and among explicit files: refused, nothing written.
+    let root = dir.path().to_str().unwrap();
+    let db = files.0.to_str().unwrap();
+    for (inputs, says) in [
+        (
+            ["--data-root", root],
+            "no capture file for NOPE-USDT from 2024-01-01",
+        ),
+        (["--db", db], "none of the --db files belongs to NOPE-USDT"),
+    ] {
+        let mut a = vec![PRIMARY, "2024-01-01", "2024-01-01", "--with", "NOPE-USDT"];
+        a.extend(inputs);
+        a.extend(["--out", out.to_str().unwrap()]);
+        let run = processor(&a);
+        assert_eq!(run.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(err.contains(says), "{err}");
+        assert!(!out.exists());
+    }
 }

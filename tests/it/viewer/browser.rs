@@ -309,19 +309,26 @@ fn check_hover_values(b: &Browser, dir: &Path, ts: i64) {
     }
 }
 
+/// 40 minutes of generated market on 2024-01-01 (`levels` per side) and
+/// an empty `OUT` beside it: (the temp dir, the capture, `OUT`).
+fn generated_replay(levels: usize) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let dir = crate::harness::fast_tempdir();
+    let db = dir.path().join("gen.db");
+    let day = orderflow::synth::day_start_ms(chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap());
+    let mut cfg = orderflow::synth::SynthConfig::new(day, 40 * 60_000);
+    cfg.levels_per_side = levels;
+    orderflow::synth::write_file(&db, &cfg).unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    (dir, db, out)
+}
+
 #[test]
 fn viewer_page_follows_a_processor_replay_across_a_viewer_restart() {
     let Some(b) = Browser::start(1600, 900) else {
         return;
     };
-    let dir = crate::harness::fast_tempdir();
-    let db = dir.path().join("gen.db");
-    let day = orderflow::synth::day_start_ms(chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap());
-    let mut cfg = orderflow::synth::SynthConfig::new(day, 40 * 60_000);
-    cfg.levels_per_side = 200;
-    orderflow::synth::write_file(&db, &cfg).unwrap();
-    let out = dir.path().join("out");
-    std::fs::create_dir_all(&out).unwrap();
+    let (_dir, db, out) = generated_replay(200);
     let mut v = ViewerProcess::start(&out, 0);
     let port = v.addr.port();
     b.goto(&v.url());
@@ -497,14 +504,7 @@ fn viewer_page_pauses_steps_and_speeds_up_the_replay() {
     let Some(b) = Browser::start(1600, 900) else {
         return;
     };
-    let dir = crate::harness::fast_tempdir();
-    let db = dir.path().join("gen.db");
-    let day = orderflow::synth::day_start_ms(chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap());
-    let mut cfg = orderflow::synth::SynthConfig::new(day, 40 * 60_000);
-    cfg.levels_per_side = 100;
-    orderflow::synth::write_file(&db, &cfg).unwrap();
-    let out = dir.path().join("out");
-    std::fs::create_dir_all(&out).unwrap();
+    let (_dir, db, out) = generated_replay(100);
     let v = ViewerProcess::start(&out, 0);
     b.goto(&v.url());
     let _processor = KillOnDrop(
