@@ -118,7 +118,7 @@ impl Launch {
         .with_first_start_args(self.first_start_args.clone())
         .with_hang_limit(self.hang_limit)
         .with_colour(36);
-        let mut viewer_args: Vec<OsString> = vec![
+        let viewer_args: Vec<OsString> = vec![
             "--out".into(),
             self.out.clone().into_os_string(),
             "--host".into(),
@@ -126,11 +126,8 @@ impl Launch {
             "--port".into(),
             self.port.to_string().into(),
         ];
-        if let Some(t) = &self.token {
-            viewer_args.push("--token".into());
-            viewer_args.push(t.into());
-        }
-        let viewer = ChildSpec::new(
+
+        let mut viewer = ChildSpec::new(
             VIEWER,
             &self.programs.viewer,
             viewer_args,
@@ -144,6 +141,10 @@ impl Launch {
                 .with_token(self.token.clone()),
         )
         .with_colour(35);
+        if let Some(t) = &self.token {
+            // In the environment, not on the command line `ps` shows.
+            viewer = viewer.with_env("ORDERFLOW_TOKEN", t);
+        }
         Config::new(&self.out, vec![processor, viewer]).with_grace(self.grace)
     }
 }
@@ -218,8 +219,9 @@ mod tests {
         let v = &remote.children()[1];
         assert_eq!(
             v.args(0),
-            ["--out", "/tmp/o", "--host", "0.0.0.0", "--port", "8050", "--token", "t0k"]
+            ["--out", "/tmp/o", "--host", "0.0.0.0", "--port", "8050"]
         );
+        assert_eq!(v.env(), [("ORDERFLOW_TOKEN".into(), "t0k".into())]);
         assert_eq!(
             v.health().map(HealthCheck::url).as_deref(),
             Some("http://127.0.0.1:8050/?token=t0k")

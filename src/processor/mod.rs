@@ -159,10 +159,6 @@ pub struct Processor {
     rows_total: u64,
     _lock: DirLock,
     st: Checkpoint,
-    /// Per lane, a state in which that lane has read nothing of its
-    /// current file: where the run goes back to when that file must be
-    /// re-read sorted. `None`: go back to the very start.
-    file_start: Vec<Option<Checkpoint>>,
     dirty: Dirty,
     /// Started from a checkpoint: sealed segments may already be on disk
     /// and are then not written again.
@@ -228,7 +224,7 @@ impl Processor {
         let resume = config.checkpoint() && !config.fresh() && path.exists();
         let st = if resume {
             match ipc::read_json::<Checkpoint>(&path) {
-                Ok(c) if c.version == checkpoint::VERSION => {
+                Ok(c) if c.version == checkpoint::VERSION && c.lanes.len() == files.len() => {
                     if let Some(reason) = c.fingerprint.difference(&fingerprint) {
                         return Err(ProcessorError::CheckpointMismatch { path, reason });
                     }
@@ -278,9 +274,6 @@ impl Processor {
             rows_total,
             _lock: lock,
             rows_at_start: counters(&st).rows(),
-            file_start: (0..lanes)
-                .map(|l| st.lanes[l].at_file_start().then(|| st.clone()))
-                .collect(),
             st,
             dirty: Dirty::all(lanes),
             resumed,
@@ -323,7 +316,11 @@ impl Processor {
         if self.st.finished {
             return Ok(Outcome::AlreadyFinished);
         }
-        // A restarted processor obeys the control file as it is.
+        // A restarted processor obeys the control file as it is; a fresh
+        // run takes its pause and speed, not the steps and jumps it records.
+        if self.rows_at_start == 0 && self.st.steering == steering::Progress::default() {
+            self.steering.adopt(&mut self.st.steering);
+        }
         self.steer(true);
         let result = self.replay(shutdown).and_then(|done| {
             self.progress.finish();
@@ -465,16 +462,12 @@ impl Processor {
             .collect()
     }
 
-    /// Opens lane `lane`'s current file (`None` when it has read them all),
-    /// remembering the state to go back to if the file must be re-read.
+    /// Opens lane `lane`'s current file (`None` when it has read them all).
     fn open_lane(&mut self, lane: usize) -> Option<Streams> {
         if self.st.lane_done(lane) {
             return None;
         }
         let l = &self.st.lanes[lane];
-        if l.at_file_start() {
-            self.file_start[lane] = Some(self.st.clone());
-        }
         let spec = |cursor: Cursor| StreamSpec {
             path: self.files[lane][l.file_index].path.clone(),
             order: cursor.order,
@@ -533,28 +526,19 @@ impl Processor {
                     at.ts,
                     prev_ts
                 ));
+                // Rows of this and the other instruments already went into
+                // bars, sealed segments included: the run starts over with
+                // the table read sorted, and the store is replaced (readers
+                // see a new `series/` and start over too).
                 let file = self.st.lanes[lane].file_index;
                 let mut sorted = self.st.sorted.clone();
                 sorted.insert((lane, file, table));
-                self.st = match self.file_start[lane].take() {
-                    Some(mut back) => {
-                        back.sorted = sorted;
-                        let index = back.lanes[lane].file_index;
-                        back.start_file(lane, index);
-                        back
-                    }
-                    // Resumed inside this file: its starting state is
-                    // gone, so replay from the start.
-                    None => Checkpoint::fresh(
-                        self.st.fingerprint.clone(),
-                        new_lanes(&self.config),
-                        sorted,
-                    ),
-                };
-                for l in &mut self.st.lanes {
-                    l.store.touch();
-                }
-                self.file_start = vec![None; self.st.lanes.len()];
+                let steering = self.st.steering;
+                self.st =
+                    Checkpoint::fresh(self.st.fingerprint.clone(), new_lanes(&self.config), sorted);
+                self.st.steering = steering;
+                self.clear_store = true;
+                self.resumed = false;
                 self.dirty = Dirty::all(self.st.lanes.len());
                 Ok(())
             }
@@ -741,9 +725,6 @@ impl Processor {
                 lane.store.seal_through(ts);
             }
         }
-        if self.holding() && !self.st.finished {
-            return Ok(());
-        }
         let root = self.config.out.join(store::format::DIR);
         if self.clear_store {
             match std::fs::remove_dir_all(&root) {
@@ -779,23 +760,22 @@ impl Processor {
         if self.config.checkpoint() {
             batch.push((files::CHECKPOINT.into(), json(&self.st)));
         }
-        if self.holding() && state != RunState::Finished {
-            batch.push((files::STATUS.into(), json(self.status(state, message))));
-            return batch;
-        }
+        // After starting over, the rolling files are kept until the run
+        // has something newer (the store, replaced, is written as usual).
+        let hold = self.holding() && state != RunState::Finished;
         let engine = &self.st.lanes[0].engine;
-        if self.dirty.ohlc {
+        if self.dirty.ohlc && !hold {
             let rows = engine.ohlc().iter().map(ipc::OhlcRow::from);
             batch.push((files::OHLC.into(), Box::new(move |w| write_rows(w, rows))));
         }
-        if self.dirty.metrics {
+        if self.dirty.metrics && !hold {
             let rows = engine.metrics().iter().map(ipc::MetricRow::from);
             batch.push((
                 files::METRICS.into(),
                 Box::new(move |w| write_rows(w, rows)),
             ));
         }
-        if self.dirty.depth {
+        if self.dirty.depth && !hold {
             batch.push((
                 files::DEPTH.into(),
                 json(depth(engine, self.config.depth_levels)),
@@ -849,14 +829,18 @@ impl Processor {
     fn flushed(&mut self) {
         self.last_flush = Instant::now();
         self.last_status = self.last_flush;
-        if self.holding() && !self.st.finished {
-            return;
-        }
-        self.hold_until = None;
         for lane in &mut self.st.lanes {
             lane.store.handed();
         }
-        self.dirty = Dirty::none(self.st.lanes.len());
+        let lanes = self.st.lanes.len();
+        if self.holding() && !self.st.finished {
+            // The rolling files were not written: they stay due.
+            self.dirty.store = false;
+            self.dirty.lane_depth = vec![false; lanes];
+        } else {
+            self.hold_until = None;
+            self.dirty = Dirty::none(lanes);
+        }
         let s = self.status(RunState::Running, None);
         self.progress.update(
             s.rows_done,

@@ -47,7 +47,7 @@ pub enum Gate {
 pub struct Steering {
     path: PathBuf,
     run_id: String,
-    identity: Option<(u64, u64, i64)>,
+    identity: Option<(u64, u64, i64, i64)>,
     last_poll: Option<Instant>,
     pub paused: bool,
     /// `None`: as fast as possible.
@@ -56,9 +56,9 @@ pub struct Steering {
     notes: Vec<String>,
 }
 
-fn identity(path: &Path) -> Option<(u64, u64, i64)> {
+fn identity(path: &Path) -> Option<(u64, u64, i64, i64)> {
     let m = std::fs::metadata(path).ok()?;
-    Some((m.ino(), m.len(), m.mtime() * 1_000_000_000 + m.mtime_nsec()))
+    Some((m.ino(), m.len(), m.mtime(), m.mtime_nsec()))
 }
 
 /// What changed in a poll.
@@ -94,6 +94,21 @@ impl Steering {
         std::mem::take(&mut self.notes)
     }
 
+    /// A run starting from nothing: the steps and jumps already in the
+    /// control file are history (of an earlier run with the same id), not
+    /// requests; they are recorded as taken up without being carried out.
+    pub fn adopt(&mut self, progress: &mut Progress) {
+        if let Some(c) = self.read().filter(|c| c.run_id == self.run_id) {
+            progress.step = c.step.map_or(0, |s| s.id);
+            progress.jump = c.jump.map_or(0, |j| j.id);
+        }
+    }
+
+    fn read(&self) -> Option<Control> {
+        let bytes = std::fs::read(&self.path).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
     /// Reads the control file if it changed (at most every [`POLL`]
     /// unless `force`). `market` is the newest row applied; `window_ms`
     /// the step unit.
@@ -124,6 +139,14 @@ impl Steering {
                 return Changed::default();
             }
         };
+        if control.speed.is_some_and(|x| !(x.is_finite() && x > 0.0)) {
+            self.notes.push(format!(
+                "ignoring {}: speed {:?} is not a positive number",
+                self.path.display(),
+                control.speed
+            ));
+            return Changed::default();
+        }
         if control.run_id != self.run_id {
             self.notes.push(format!(
                 "ignoring {}: it is for run {}, this is run {}",
@@ -148,7 +171,10 @@ impl Steering {
                 let w = window_ms;
                 // The current window, then `bars` whole windows more.
                 let from = market.map_or(i64::MIN / 4, |m| m.div_euclid(w) * w + w);
-                progress.step_until = Some(from.saturating_add(step.bars as i64 * w));
+                let span = i64::try_from(step.bars)
+                    .unwrap_or(i64::MAX)
+                    .saturating_mul(w);
+                progress.step_until = Some(from.saturating_add(span));
                 changed.status = true;
             }
         }

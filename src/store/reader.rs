@@ -90,12 +90,12 @@ pub struct SegmentData {
     pub bars: Vec<SeriesBar>,
 }
 
-/// `(inode, length, mtime ns)`: a file's identity, to tell a replaced one.
-type Identity = (u64, u64, i64);
+/// `(inode, length, mtime s, ns)`: a file's identity, to tell a replaced one.
+type Identity = (u64, u64, i64, i64);
 
 fn identity(path: &Path) -> Option<Identity> {
     let m = std::fs::metadata(path).ok()?;
-    Some((m.ino(), m.len(), m.mtime() * 1_000_000_000 + m.mtime_nsec()))
+    Some((m.ino(), m.len(), m.mtime(), m.mtime_nsec()))
 }
 
 struct Cached {
@@ -110,6 +110,9 @@ struct Cache {
     bars: usize,
     tick: u64,
     index: Option<(Identity, Arc<Index>)>,
+    /// The store directory the cache is of: a fresh run replaces it, and
+    /// everything cached (sealed segments too) goes with it.
+    root: Option<(u64, u64)>,
 }
 
 /// Reads the store in `OUT/series`, with a bounded cache of segments.
@@ -160,8 +163,28 @@ impl StoreReader {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Forgets everything cached (the store was replaced).
+    pub fn clear(&self) {
+        let mut cache = self.lock();
+        cache.segments.clear();
+        cache.bars = 0;
+        cache.index = None;
+    }
+
     /// The index, or `None` when there is no store (yet).
     pub fn index(&self) -> Result<Option<Arc<Index>>, StoreError> {
+        let root = std::fs::metadata(&self.root)
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
+        {
+            let mut cache = self.lock();
+            if cache.root != root {
+                cache.segments.clear();
+                cache.bars = 0;
+                cache.index = None;
+                cache.root = root;
+            }
+        }
         let path = self.root.join(format::INDEX);
         let Some(id) = identity(&path) else {
             return Ok(None);
@@ -395,25 +418,44 @@ impl StoreReader {
         let mut window = q.timeframe;
         match q.max_bars {
             Some(max) if n > max => {
-                // Each bar of k × T covers at most k bars of T.
-                let mut k = n.div_ceil(max) as u64;
-                loop {
-                    let Some(w) = q
-                        .timeframe
+                // Each bar of k × T covers at most k bars of T, so the
+                // answer is at least ⌈n / max⌉.
+                let tf = |k: u64| {
+                    q.timeframe
                         .seconds()
                         .checked_mul(k)
                         .and_then(Timeframe::from_seconds)
-                    else {
-                        return Err(QueryError::Bad(format!(
-                            "max_bars {max} is too small for this range"
-                        )));
-                    };
-                    if at(w, true)?.0 <= max {
-                        window = w;
-                        break;
+                        .ok_or_else(|| {
+                            QueryError::Bad(format!("max_bars {max} is too small for this range"))
+                        })
+                };
+                let mut bad = n.div_ceil(max) as u64 - 1;
+                let mut k = bad + 1;
+                let mut good = loop {
+                    let count = at(tf(k)?, true)?.0;
+                    if count <= max {
+                        break k;
                     }
-                    k += 1;
+                    bad = k;
+                    // Bars fall about as 1/k: jump near the answer when far
+                    // from it (then narrow down below), else step by one.
+                    let guess = (k as u128 * count as u128 / max as u128) as u64;
+                    k = if count > 2 * max {
+                        guess.max(k + 1)
+                    } else {
+                        k + 1
+                    };
+                };
+                // The smallest k in (bad, good] that fits.
+                while good - bad > 1 {
+                    let mid = bad + (good - bad) / 2;
+                    if at(tf(mid)?, true)?.0 <= max {
+                        good = mid;
+                    } else {
+                        bad = mid;
+                    }
                 }
+                window = tf(good)?;
             }
             None if n > MAX_BARS => {
                 return Err(QueryError::Bad(format!(

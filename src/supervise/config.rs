@@ -25,6 +25,9 @@ pub struct ChildSpec {
     hang_limit: Option<Duration>,
     health: Option<HealthCheck>,
     colour: u8,
+    /// Environment variables added for the child (secrets stay out of its
+    /// command line, which every local user can read).
+    env: Vec<(OsString, OsString)>,
 }
 
 impl ChildSpec {
@@ -43,7 +46,18 @@ impl ChildSpec {
             hang_limit: None,
             health: None,
             colour: 36,
+            env: Vec::new(),
         }
+    }
+
+    /// Sets `key=value` in the child's environment.
+    pub fn with_env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> ChildSpec {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn env(&self) -> &[(OsString, OsString)] {
+        &self.env
     }
 
     /// Arguments appended on the first start only, not on restarts.

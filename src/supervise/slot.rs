@@ -90,8 +90,8 @@ impl Slot {
     pub fn spawn(&mut self, idx: usize, tx: &UnboundedSender<Report>) -> Result<u32, String> {
         let program = self.spec.program();
         let args = self.spec.args(self.machine.restarts());
-        let child =
-            spawn::spawn(program, &args).map_err(|e| format!("{}: {e}", program.display()))?;
+        let child = spawn::spawn(program, &args, self.spec.env())
+            .map_err(|e| format!("{}: {e}", program.display()))?;
         let Some(pid) = child.id() else {
             return Err("the process ended before it could be watched".into());
         };

@@ -33,9 +33,14 @@ use std::process::Stdio;
 use tokio::process::{Child, Command};
 
 /// Starts `program args…` as a supervised child (see the module docs).
-pub fn spawn(program: &Path, args: &[OsString]) -> std::io::Result<Child> {
+pub fn spawn(
+    program: &Path,
+    args: &[OsString],
+    env: &[(OsString, OsString)],
+) -> std::io::Result<Child> {
     let mut cmd = Command::new(program);
     cmd.args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -84,7 +89,7 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_child_leads_its_own_group_and_dies_with_its_group() {
-        let mut child = spawn(Path::new("sleep"), &["30".into()]).unwrap();
+        let mut child = spawn(Path::new("sleep"), &["30".into()], &[]).unwrap();
         let pid = child.id().unwrap();
         let pgid = nix::unistd::getpgid(Some(Pid::from_raw(pid as i32))).unwrap();
         assert_eq!(pgid.as_raw(), pid as i32);
@@ -99,6 +104,6 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_missing_program_is_an_error() {
-        assert!(spawn(Path::new("/nonexistent/orderflow-child"), &[]).is_err());
+        assert!(spawn(Path::new("/nonexistent/orderflow-child"), &[], &[]).is_err());
     }
 }

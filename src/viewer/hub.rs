@@ -42,6 +42,9 @@ pub enum Kind {
     Bars,
     /// The processor's `status.json`.
     Status,
+    /// The store was replaced (a fresh run): every subscriber gets a
+    /// `reset` of each series it follows.
+    Reset,
 }
 
 /// One numbered event.
@@ -200,7 +203,31 @@ impl Hub {
         // A newer segment began: the one before it was sealed first
         // (written just before); read it again in case its event was lost.
         let starts: Vec<i64> = match known_start {
-            Some(k) if start > k => vec![k, start],
+            Some(k) if start > k => {
+                // Every segment from the known one on, in case a write in
+                // between was missed.
+                let listed: Vec<i64> = self
+                    .reader
+                    .index()
+                    .ok()
+                    .flatten()
+                    .and_then(|i| {
+                        i.series
+                            .iter()
+                            .find(|e| e.id == id)
+                            .map(|e| e.segments.clone())
+                    })
+                    .unwrap_or_default();
+                let mut starts: Vec<i64> = listed
+                    .into_iter()
+                    .filter(|s| (k..start).contains(s))
+                    .collect();
+                if starts.first() != Some(&k) {
+                    starts.insert(0, k);
+                }
+                starts.push(start);
+                starts
+            }
             Some(k) if start < k => return, // an older, sealed one: nothing new
             _ => vec![start],
         };
@@ -259,6 +286,23 @@ impl Hub {
         self.on_segment(&e.instrument, e.timeframe, newest, quiet);
     }
 
+    /// The store directory was replaced (a fresh run) or removed: nothing
+    /// known holds any more; subscribers start over.
+    fn replaced(&self) {
+        self.reader.clear();
+        let mut inner = self.lock();
+        inner.known.clear();
+        let event = HubEvent {
+            seq: 0,
+            kind: Kind::Reset,
+            series: None,
+            bars: Vec::new(),
+            written_ms: 0,
+            data: String::new(),
+        };
+        self.publish(&mut inner, event);
+    }
+
     /// Watches `OUT/series` and publishes changes until `stop` is set.
     /// Blocks: run it on its own thread.
     pub fn run(self: Arc<Self>, stop: Arc<AtomicBool>) {
@@ -269,18 +313,22 @@ impl Hub {
         self.sync(true);
         while !stop.load(Ordering::Relaxed) {
             let now = dir_identity(&root);
+            if now != identity && identity.is_some() {
+                self.replaced();
+            }
             if now.is_some() && (watcher.is_none() || now != identity) {
                 watcher = watch(&root, tx.clone());
-                identity = now;
                 self.sync(false);
             } else if now.is_none() {
                 watcher = None;
             }
+            identity = now;
             match rx.recv_timeout(POLL) {
                 Ok(path) => {
                     let mut paths = vec![path];
                     paths.extend(rx.try_iter());
-                    paths.sort();
+                    // Segments in order, the index (written after them) last.
+                    paths.sort_by_key(|p| (p.ends_with(format::INDEX), p.clone()));
                     paths.dedup();
                     for p in paths {
                         self.on_path(&root, &p);

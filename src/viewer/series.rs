@@ -52,13 +52,15 @@ pub async fn index(reader: Arc<StoreReader>) -> warp::reply::Response {
 }
 
 /// A whole number of milliseconds, or the 400 message naming `name`.
+/// Times far beyond any market (±2^61 ms) are clamped there, so window
+/// arithmetic never overflows.
 fn number(params: &HashMap<String, String>, name: &str) -> Result<Option<i64>, String> {
     match params.get(name) {
         None => Ok(None),
         Some(v) => v
             .trim()
             .parse::<i64>()
-            .map(Some)
+            .map(|n| Some(n.clamp(i64::MIN / 4, i64::MAX / 4)))
             .map_err(|_| format!("{name} {v:?} is not a whole number")),
     }
 }

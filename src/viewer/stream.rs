@@ -131,6 +131,7 @@ fn newest(reader: &StoreReader, sub: &Sub) -> String {
 fn convert(reader: &StoreReader, subs: &[Sub], ev: &HubEvent) -> Vec<(&'static str, String)> {
     match ev.kind {
         Kind::Status => vec![("status", ev.data.clone())],
+        Kind::Reset => subs.iter().map(|s| ("reset", newest(reader, s))).collect(),
         Kind::Bars => subs
             .iter()
             .filter(|s| Some(&s.base) == ev.series.as_ref())
@@ -248,7 +249,8 @@ pub fn stream(
                     seen = ev.seq;
                     let (r, s) = (reader.clone(), subs.clone());
                     let seq = ev.seq;
-                    let needs_io = ev.kind == Kind::Bars && subs.iter().any(|x| x.id != x.base);
+                    let needs_io = ev.kind == Kind::Reset
+                        || ev.kind == Kind::Bars && subs.iter().any(|x| x.id != x.base);
                     let converted = if needs_io {
                         tokio::task::spawn_blocking(move || convert(&r, &s, &ev))
                             .await

@@ -586,3 +586,44 @@ fn series_bench() {
         lat.len()
     );
 }
+
+#[test]
+fn a_store_replaced_by_a_fresh_run_is_served_anew_and_subscribers_reset() {
+    let dir = fast_tempdir();
+    let files = generate(dir.path(), 3);
+    let out = dir.path().join("out");
+    run_ok(&args(&files, &out, &[]));
+    let v = TestViewer::start(&out);
+    let id = format!("{PRIMARY}/1s");
+    let old = range(v.addr, &format!("/api/series/{id}"));
+    assert_eq!(old["bars"].as_array().unwrap(), &segment_bars(&out, &id));
+    let sub = Sse::connect_to(v.addr, &format!("/api/stream?series={id}"), "");
+    assert_eq!(
+        sub.next(Instant::now() + Duration::from_secs(10))
+            .unwrap()
+            .name,
+        "snapshot"
+    );
+    // Other data under the same names, replayed afresh.
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let files2 = generate(&other, 4);
+    for (a, b) in [(&files2.0, &files.0), (&files2.1, &files.1)] {
+        std::fs::copy(a, b).unwrap();
+    }
+    run_ok(&args(&files, &out, &["--fresh"]));
+    let new = segment_bars(&out, &id);
+    assert_ne!(new, *old["bars"].as_array().unwrap(), "the runs differ");
+    wait_for("the new store served", Duration::from_secs(10), || {
+        let got = range(v.addr, &format!("/api/series/{id}"));
+        (got["bars"].as_array().unwrap() == &new).then_some(())
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let reset = loop {
+        let ev = sub.next(deadline).expect("a reset");
+        if ev.name == "reset" {
+            break ev;
+        }
+    };
+    assert_eq!(reset.data["series"], id.as_str());
+}
