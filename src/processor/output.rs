@@ -1,0 +1,259 @@
+//! What a flush writes, and when: the batch of files built from the
+//! processor's state (checkpoint, rolling files, store segments, depths,
+//! index, status, in the order they must reach the disk), the heartbeat
+//! and flush cadence, and holding the rolling files back after a start
+//! over. The replay loop is in the parent module; the fsync-heavy half of
+//! every write is [`super::flusher`]'s thread.
+
+use super::flusher::{json, write_rows, Batch};
+use super::progress::market_time;
+use super::{counters, Dirty, Processor, ProcessorError, HEARTBEAT, MAX_SEALED_WAITING};
+use crate::ipc::{self, files, IpcError, RunState, Status};
+use crate::model::{Engine, Level};
+use crate::store;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+impl Processor {
+    /// Flushes when due, or refreshes the heartbeat. Waits for the writer
+    /// when too many sealed segments are held.
+    pub(super) fn tick(&mut self) -> Result<(), ProcessorError> {
+        self.steer(false);
+        let waiting: usize = self.st.lanes.iter().map(|l| l.store.sealed_waiting()).sum();
+        if waiting > MAX_SEALED_WAITING {
+            while !self.flusher.ready()? {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        if self.last_flush.elapsed() >= self.config.flush || waiting > MAX_SEALED_WAITING {
+            if self.flusher.ready()? {
+                self.prepare_flush()?;
+                if self.flusher.offer(self.batch(RunState::Running, None))? {
+                    self.flushed();
+                }
+            }
+        } else if self.last_status.elapsed() >= HEARTBEAT && self.flusher.ready()? {
+            let status = self.status(RunState::Running, None);
+            if self
+                .flusher
+                .offer(vec![(files::STATUS.into(), json(status))])?
+            {
+                self.last_status = Instant::now();
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the last state and waits until it is on disk.
+    pub(super) fn flush_final(
+        &mut self,
+        state: RunState,
+        message: Option<String>,
+    ) -> Result<(), ProcessorError> {
+        self.prepare_flush()?;
+        let written = self.flusher.write(self.batch(state, message))?;
+        self.flusher.finish(written)?;
+        self.flushed();
+        Ok(())
+    }
+
+    /// Before a batch is built: seals segments market time has passed,
+    /// replaces the old store on a fresh start, makes the directories the
+    /// batch writes into.
+    pub(super) fn prepare_flush(&mut self) -> Result<(), ProcessorError> {
+        if let Some(ts) = self.market_ms() {
+            for lane in &mut self.st.lanes {
+                lane.store.seal_through(ts);
+            }
+        }
+        let root = self.config.out.join(store::format::DIR);
+        if self.clear_store {
+            match std::fs::remove_dir_all(&root) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(ProcessorError::ClearStore { path: root, source }),
+            }
+            self.clear_store = false;
+            self.made_dirs.clear();
+        }
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        for lane in &self.st.lanes {
+            dirs.push(store::format::instrument_dir(lane.store.instrument()));
+            dirs.extend(lane.store.writes().into_iter().map(|w| w.dir));
+        }
+        for dir in dirs {
+            if !self.made_dirs.contains(&dir) {
+                let path = self.config.out.join(&dir);
+                std::fs::create_dir_all(&path).map_err(|source| IpcError::CreateDir {
+                    path: path.clone(),
+                    source,
+                })?;
+                self.made_dirs.insert(dir);
+            }
+        }
+        Ok(())
+    }
+
+    /// Checkpoint, changed data files, store files and status, serialised
+    /// from the same state, in the order they must reach the disk.
+    pub(super) fn batch(&self, state: RunState, message: Option<String>) -> Batch<'_> {
+        let mut batch = Batch::new();
+        if self.config.checkpoint() {
+            batch.push((files::CHECKPOINT.into(), json(&self.st)));
+        }
+        // After starting over, the rolling files are kept until the run
+        // has something newer (the store, replaced, is written as usual).
+        let hold = self.holding() && state != RunState::Finished;
+        let engine = &self.st.lanes[0].engine;
+        if self.dirty.ohlc && !hold {
+            let rows = engine.ohlc().iter().map(ipc::OhlcRow::from);
+            batch.push((files::OHLC.into(), Box::new(move |w| write_rows(w, rows))));
+        }
+        if self.dirty.metrics && !hold {
+            let rows = engine.metrics().iter().map(ipc::MetricRow::from);
+            batch.push((
+                files::METRICS.into(),
+                Box::new(move |w| write_rows(w, rows)),
+            ));
+        }
+        if self.dirty.depth && !hold {
+            batch.push((
+                files::DEPTH.into(),
+                json(depth(engine, self.config.depth_levels)),
+            ));
+        }
+        let now = ipc::now_ms();
+        for (lane, l) in self.st.lanes.iter().enumerate() {
+            for write in l.store.writes() {
+                let rel = write.dir.join(&write.name);
+                if write.sealed && self.resumed && sealed_on_disk(&self.config.out.join(&rel)) {
+                    continue;
+                }
+                batch.push((rel, Box::new(move |w| write.write(w, now))));
+            }
+            if self.dirty.lane_depth[lane] {
+                let dir = store::format::instrument_dir(l.store.instrument());
+                batch.push((
+                    dir.join(store::format::DEPTH),
+                    json(depth(&l.engine, self.config.depth_levels)),
+                ));
+            }
+        }
+        if self.dirty.store {
+            let index = store::Index {
+                updated_ms: now,
+                series: self
+                    .st
+                    .lanes
+                    .iter()
+                    .flat_map(|l| l.store.index_entries())
+                    .collect(),
+            };
+            batch.push((
+                PathBuf::from(store::format::DIR).join(store::format::INDEX),
+                json(index),
+            ));
+        }
+        batch.push((files::STATUS.into(), json(self.status(state, message))));
+        batch
+    }
+
+    /// Whether the data files still show more than this run has reached
+    /// (after starting over), so they must not be replaced yet.
+    pub(super) fn holding(&self) -> bool {
+        let engine = &self.st.lanes[0].engine;
+        self.hold_until
+            .is_some_and(|ts| engine.last_ts().is_none_or(|t| engine.window_start(t) < ts))
+    }
+
+    /// Bookkeeping after a batch was handed over.
+    pub(super) fn flushed(&mut self) {
+        self.last_flush = Instant::now();
+        self.last_status = self.last_flush;
+        for lane in &mut self.st.lanes {
+            lane.store.handed();
+        }
+        let lanes = self.st.lanes.len();
+        if self.holding() && !self.st.finished {
+            // The rolling files were not written: they stay due.
+            self.dirty.store = false;
+            self.dirty.lane_depth = vec![false; lanes];
+        } else {
+            self.hold_until = None;
+            self.dirty = Dirty::none(lanes);
+        }
+        let s = self.status(RunState::Running, None);
+        self.progress.update(
+            s.rows_done,
+            s.rows_total,
+            s.rows_per_second,
+            &market_time(s.market_time_ms),
+        );
+    }
+
+    pub(super) fn status(&self, state: RunState, message: Option<String>) -> Status {
+        let counters = counters(&self.st);
+        let done = counters.rows();
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let progress = if state == RunState::Finished {
+            1.0
+        } else if self.rows_total > 0 {
+            (done as f64 / self.rows_total as f64).min(1.0)
+        } else {
+            0.0
+        };
+        Status {
+            state,
+            instrument: self.config.instrument.clone(),
+            start_date: self.config.start.to_string(),
+            end_date: self.config.end.to_string(),
+            window_seconds: self.config.window_seconds,
+            progress,
+            rows_done: done,
+            rows_total: self.rows_total.max(done),
+            rows_per_second: if elapsed > 0.0 {
+                (done - self.rows_at_start.min(done)) as f64 / elapsed
+            } else {
+                0.0
+            },
+            market_time_ms: self.market_ms(),
+            skipped_rows: counters.skipped(),
+            warnings: counters.unknown_side_trades,
+            speed: self.steering.speed,
+            paused: self.steering.paused,
+            run_id: self.steering.run_id().to_string(),
+            pid: std::process::id(),
+            heartbeat_ms: ipc::now_ms(),
+            started_ms: self.started_ms,
+            message,
+        }
+    }
+}
+
+/// The best `n` levels per side of an engine's book.
+fn depth(engine: &Engine, n: usize) -> ipc::Depth {
+    let side = |it: &mut dyn Iterator<Item = Level>| -> Vec<[f64; 2]> {
+        it.take(n)
+            .map(|l| [l.price.to_f64(), l.size.to_f64()])
+            .collect()
+    };
+    ipc::Depth {
+        bids: side(&mut engine.book().bids()),
+        asks: side(&mut engine.book().asks()),
+    }
+}
+
+/// Whether `path` is a sealed segment already (a resumed run never
+/// rewrites one).
+fn sealed_on_disk(path: &Path) -> bool {
+    ipc::read_json::<store::SegmentHeader>(path).is_ok_and(|h| h.sealed)
+}
+
+/// The newest bar timestamp in the data files of `out`, if they parse.
+pub(super) fn newest_bar(out: &Path) -> Option<i64> {
+    let ohlc = ipc::read_json::<Vec<ipc::OhlcRow>>(&out.join(files::OHLC)).ok();
+    let metrics = ipc::read_json::<Vec<ipc::MetricRow>>(&out.join(files::METRICS)).ok();
+    let a = ohlc.and_then(|v| v.last().map(|r| r.ts));
+    let b = metrics.and_then(|v| v.last().map(|r| r.ts));
+    a.max(b)
+}
