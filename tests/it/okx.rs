@@ -211,3 +211,43 @@ fn one_second_bars_on_the_real_capture_match_an_independent_computation() {
         assert_eq!(status["skipped_rows"], 0);
     }
 }
+
+#[test]
+fn the_store_of_three_real_instruments_matches_an_independent_replay() {
+    use crate::store::{reference, stored_bars, RefBar, TIMEFRAMES};
+    let Some(dir) = okx_capture() else { return };
+    let out = tempfile::tempdir().unwrap();
+    let tfs: Vec<&str> = TIMEFRAMES.iter().map(|(t, _)| *t).collect();
+    let run = processor(&[
+        "BTC-USDT",
+        "2022-05-13",
+        "2022-05-13",
+        "--with",
+        "BTC-USD-220527",
+        "--with",
+        "UNI-USD-SWAP",
+        "--timeframes",
+        &tfs.join(","),
+        "--data-root",
+        dir.to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    for instrument in ["BTC-USDT", "BTC-USD-220527", "UNI-USD-SWAP"] {
+        let r = reference(&dir.join(format!("{instrument}-2022-05-13.db")));
+        for (tf, w) in TIMEFRAMES {
+            let want: Vec<serde_json::Value> = r.bars[tf].iter().map(RefBar::json).collect();
+            assert!(!want.is_empty());
+            assert_eq!(
+                stored_bars(out.path(), instrument, tf, w),
+                want,
+                "{instrument}/{tf}"
+            );
+        }
+    }
+}

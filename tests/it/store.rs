@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 const DAY: i64 = 1_704_067_200_000;
 pub const PRIMARY: &str = "GEN-USDT";
 pub const OTHER: &str = "ALT-USDT";
-const TIMEFRAMES: [(&str, i64); 5] = [
+pub const TIMEFRAMES: [(&str, i64); 5] = [
     ("1s", 1_000),
     ("7s", 7_000),
     ("1m", 60_000),
@@ -131,7 +131,7 @@ impl RefBook {
 
 /// A bar kept the plain way: `[ts, o, h, l, c, v, obi×4, cvd×4]`.
 #[derive(Clone)]
-struct RefBar {
+pub struct RefBar {
     ts: i64,
     price: Option<[i64; 4]>,
     volume: i64,
@@ -140,7 +140,7 @@ struct RefBar {
 }
 
 impl RefBar {
-    fn json(&self) -> Value {
+    pub fn json(&self) -> Value {
         let f = |r: i64| r as f64 / 1e8;
         let p = |i: usize| self.price.map(|p| f(p[i]));
         json!([
@@ -162,15 +162,15 @@ impl RefBar {
     }
 }
 
-struct Reference {
+pub struct Reference {
     /// Per timeframe label: bars oldest first.
-    bars: HashMap<&'static str, Vec<RefBar>>,
+    pub bars: HashMap<&'static str, Vec<RefBar>>,
     book: RefBook,
 }
 
 /// Replays one capture file: book and trades by `(timestamp, id)`, book
 /// first on equal timestamps.
-fn reference(db: &Path) -> Reference {
+pub fn reference(db: &Path) -> Reference {
     let conn = rusqlite::Connection::open(db).unwrap();
     // (ts, kind 0 = book / 1 = trade, id, payload)
     let mut rows: Vec<(i64, u8, i64, Value)> = Vec::new();
@@ -258,7 +258,7 @@ fn reference(db: &Path) -> Reference {
 
 /// Every bar of a series, read segment by segment as the index lists them,
 /// checking each segment's fields.
-fn stored_bars(out: &Path, instrument: &str, tf: &str, window_ms: i64) -> Vec<Value> {
+pub fn stored_bars(out: &Path, instrument: &str, tf: &str, window_ms: i64) -> Vec<Value> {
     let index = json(&out.join("series/index.json"));
     let id = format!("{instrument}/{tf}");
     let entry = index["series"]
