@@ -323,6 +323,18 @@ fn generated_replay(levels: usize) -> (tempfile::TempDir, std::path::PathBuf, st
     (dir, db, out)
 }
 
+/// The processor replaying `db` into `out` in 5 s bars at 25× market
+/// speed: a new bar every 200 ms.
+fn replay_5s_bars(db: &std::path::Path, out: &std::path::Path) -> KillOnDrop {
+    KillOnDrop(
+        crate::harness::replay("GEN", db, out, &["--window-seconds", "5", "--speed", "25"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start orderflow-processor"),
+    )
+}
+
 #[test]
 fn viewer_page_follows_a_processor_replay_across_a_viewer_restart() {
     let Some(b) = Browser::start(1600, 900) else {
@@ -332,19 +344,7 @@ fn viewer_page_follows_a_processor_replay_across_a_viewer_restart() {
     let mut v = ViewerProcess::start(&out, 0);
     let port = v.addr.port();
     b.goto(&v.url());
-    // 5 s bars at 25× market speed: a new bar every 200 ms.
-    let _processor = KillOnDrop(
-        crate::harness::replay(
-            "GEN",
-            &db,
-            &out,
-            &["--window-seconds", "5", "--speed", "25"],
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start orderflow-processor"),
-    );
+    let _processor = replay_5s_bars(&db, &out);
     let s = b.wait_state("bars forming", T, |s| {
         s["bars"].as_u64() >= Some(8) && s["connection"] == "live"
     });
@@ -507,18 +507,7 @@ fn viewer_page_pauses_steps_and_speeds_up_the_replay() {
     let (_dir, db, out) = generated_replay(100);
     let v = ViewerProcess::start(&out, 0);
     b.goto(&v.url());
-    let _processor = KillOnDrop(
-        crate::harness::replay(
-            "GEN",
-            &db,
-            &out,
-            &["--window-seconds", "5", "--speed", "25"],
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start orderflow-processor"),
-    );
+    let _processor = replay_5s_bars(&db, &out);
     b.wait_state("bars forming", T, |s| {
         s["bars"].as_u64() >= Some(4) && s["speed"] == 25.0
     });
