@@ -7,7 +7,7 @@
 //! `fill`, with the same pixel mapping as the plotters panes around it
 //! ([`Layout`], [`Pane`]). Everything else stays plotters.
 
-use crate::draw::{Layout, Pane};
+use crate::layout::{Layout, Pane};
 use crate::m4::Candle;
 use crate::theme::css;
 use plotters::style::RGBColor;

@@ -9,13 +9,16 @@
 //! header stay in JavaScript, which owns the network and the DOM text.
 
 pub mod batch;
+pub mod data;
 pub mod draw;
 pub mod fmt;
+pub mod layout;
 pub mod m4;
 pub mod theme;
 pub mod view;
 
-use draw::{Data, Layout};
+use data::{Data, MetricRow, OhlcRow};
+use layout::Layout;
 use theme::*;
 use view::View;
 use wasm_bindgen::prelude::*;
@@ -30,16 +33,6 @@ fn canvas(id: &str) -> Result<HtmlCanvasElement, JsValue> {
         .ok_or_else(|| JsValue::from_str(&format!("no element #{id}")))?
         .dyn_into::<HtmlCanvasElement>()
         .map_err(|_| JsValue::from_str(&format!("#{id} is not a canvas")))
-}
-
-fn rows<const N: usize>(flat: &[f64]) -> Vec<[f64; N]> {
-    flat.chunks_exact(N)
-        .map(|c| {
-            let mut r = [0.0; N];
-            r.copy_from_slice(c);
-            r
-        })
-        .collect()
 }
 
 /// The chart on three canvases: main panes, crosshair overlay, depth.
@@ -98,19 +91,19 @@ impl Chart {
 
     /// `ohlc_data.json` rows flattened, 6 numbers each.
     pub fn set_ohlc(&mut self, flat: &[f64]) {
-        self.data.ohlc = rows::<6>(flat);
+        self.data.ohlc = OhlcRow::from_flat(flat);
     }
 
     /// `metrics_data.json` rows flattened, 9 numbers each (NaN for a
     /// missing CVD).
     pub fn set_metrics(&mut self, flat: &[f64]) {
-        self.data.metrics = rows::<9>(flat);
+        self.data.metrics = MetricRow::from_flat(flat);
     }
 
     /// Depth levels flattened `[price, size]`, best first per side.
     pub fn set_depth(&mut self, bids: &[f64], asks: &[f64]) {
-        self.data.bids = rows::<2>(bids);
-        self.data.asks = rows::<2>(asks);
+        self.data.bids = data::levels_from_flat(bids);
+        self.data.asks = data::levels_from_flat(asks);
     }
 
     pub fn set_window_ms(&mut self, ms: f64) {
@@ -235,17 +228,17 @@ impl Chart {
         let half = self.data.window_ms / 2.0;
         let t = l.x_at(px);
         let rows = &self.data.ohlc;
-        let i = rows.partition_point(|r| r[0] + half < t);
+        let i = rows.partition_point(|r| r.ts + half < t);
         let best = [i.checked_sub(1), (i < rows.len()).then_some(i)]
             .into_iter()
             .flatten()
             .min_by(|&a, &b| {
-                (rows[a][0] + half - t)
+                (rows[a].ts + half - t)
                     .abs()
-                    .total_cmp(&(rows[b][0] + half - t).abs())
+                    .total_cmp(&(rows[b].ts + half - t).abs())
             })?;
         // Only when the mouse is within a bar's width of it.
-        ((rows[best][0] + half - t).abs() <= self.data.window_ms).then_some(best)
+        ((rows[best].ts + half - t).abs() <= self.data.window_ms).then_some(best)
     }
 
     fn draw_overlay(&self) -> Result<(), JsValue> {
@@ -272,7 +265,7 @@ impl Chart {
         }
         let hovered = self.hovered();
         let x = match hovered {
-            Some(i) => l.px_of(self.data.ohlc[i][0] + self.data.window_ms / 2.0),
+            Some(i) => l.px_of(self.data.ohlc[i].ts + self.data.window_ms / 2.0),
             None => px,
         };
         let x = x.round() + 0.5;
@@ -305,7 +298,7 @@ impl Chart {
                 1.0
             };
             let text = match pane.kind {
-                draw::PaneKind::Price | draw::PaneKind::Obi => {
+                layout::PaneKind::Price | layout::PaneKind::Obi => {
                     format!("{v:.*}", fmt::decimals_for(step) + 1)
                 }
                 _ => fmt::compact(v),
@@ -324,7 +317,7 @@ impl Chart {
         ctx.set_line_dash(&js_sys::Array::new())?;
         // Time tag under the axis.
         let t = match hovered {
-            Some(i) => self.data.ohlc[i][0],
+            Some(i) => self.data.ohlc[i].ts,
             None => l.x_at(px),
         };
         let label = fmt::date_time(t);
