@@ -1,5 +1,5 @@
 //! Input: finding the SQLite capture files of an instrument and date range
-//! ([`discover`]), checking and streaming their rows ([`sqlite`]), and
+//! ([`discover`](mod@discover)), checking and streaming their rows ([`sqlite`]), and
 //! parsing level text ([`levels`]).
 //!
 //! This module reads; it never writes a capture and knows nothing of bars

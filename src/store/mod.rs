@@ -8,7 +8,7 @@
 //!
 //! - [`timeframe`]: window lengths (`1s`, `5m`, `1d`) and their names;
 //! - [`bar`]: the 14-column bar, exact, and exact merging into longer windows;
-//! - [`format`]: paths, the segment object, the index;
+//! - [`format`](mod@format): paths, the segment object, the index;
 //! - [`recorder`]: the processor's side, building segments row by row;
 //! - [`reader`]: the viewer's side, a bounded cache of segments and range
 //!   queries at any multiple of a stored timeframe, merged exactly.
