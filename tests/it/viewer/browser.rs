@@ -518,21 +518,29 @@ fn viewer_page_pauses_steps_and_speeds_up_the_replay() {
         )
     };
     click("pause");
-    let paused = b.wait_state("paused", T, |s| s["paused"] == true);
-    assert_eq!(paused["control"]["ok"], true, "{paused}");
-    // Held: the newest bar stays while status heartbeats come in.
-    let held = b.wait_state("the last bar drawn", T, |s| s["lastBarTs"].is_i64());
+    // Accepted (the POST's answer) and obeyed (status.json).
+    b.wait_state("paused", T, |s| {
+        s["paused"] == true && s["control"]["ok"] == true
+    });
+    // Held: once the page has caught up (a heartbeat later), the newest
+    // bar stays while more heartbeats come in.
     let status = |b: &Browser| {
         b.exec(
             "return fetch('/api/status').then(r => r.json());",
             json!([]),
         )
     };
-    let beat = status(&b)["heartbeat_ms"].clone();
-    crate::harness::wait_until("two more heartbeats", T, || {
-        let s = status(&b);
-        (s["heartbeat_ms"] != beat && s["paused"] == true).then_some(())
-    });
+    let next_beat = |b: &Browser| {
+        let beat = status(b)["heartbeat_ms"].clone();
+        crate::harness::wait_until("a heartbeat", T, || {
+            let s = status(b);
+            (s["heartbeat_ms"] != beat && s["paused"] == true).then_some(())
+        });
+    };
+    next_beat(&b);
+    let held = b.wait_state("the last bar drawn", T, |s| s["lastBarTs"].is_i64());
+    next_beat(&b);
+    next_beat(&b);
     assert_eq!(
         b.state()["lastBarTs"],
         held["lastBarTs"],
