@@ -13,9 +13,9 @@
 //! flush, so a crash between checkpoint and segment write loses none).
 
 use super::config::Config;
-use crate::model::Engine;
-use crate::source::{InputFile, Order, Position, Table};
-use crate::store::{InstrumentRecorder, Timeframe};
+use crate::model::{Engine, Level};
+use crate::source::{InputFile, Order, Position, Table, Trade};
+use crate::store::{InstrumentRecorder, Sample, Timeframe};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -154,7 +154,6 @@ impl Cursor {
 /// book, CVD and bars, and its series being recorded.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Lane {
-    pub instrument: String,
     /// Index of the file being read (the number of files when done).
     pub file_index: usize,
     pub book: Cursor,
@@ -164,6 +163,32 @@ pub struct Lane {
 }
 
 impl Lane {
+    /// Applies a book row to the instrument's engine and its series.
+    pub fn apply_book(&mut self, ts: i64, bids: &[Level], asks: &[Level]) {
+        let (obi, cvd) = self.engine.apply_book(ts, bids, asks);
+        self.store.record(
+            ts,
+            &Sample {
+                trade: None,
+                obi,
+                cvd,
+            },
+        );
+    }
+
+    /// Applies a trade to the instrument's engine and its series.
+    pub fn apply_trade(&mut self, ts: i64, t: &Trade) {
+        let (obi, cvd) = self.engine.apply_trade(ts, t.price, t.size, t.side);
+        self.store.record(
+            ts,
+            &Sample {
+                trade: Some((t.price, t.size)),
+                obi,
+                cvd,
+            },
+        );
+    }
+
     /// Whether the current file is untouched so far.
     pub fn at_file_start(&self) -> bool {
         self.book.after.is_none() && self.trades.after.is_none()
@@ -202,7 +227,6 @@ impl Checkpoint {
             lanes: lanes
                 .into_iter()
                 .map(|(engine, store)| Lane {
-                    instrument: store.instrument().to_string(),
                     file_index: 0,
                     book: Cursor::start(Order::Id),
                     trades: Cursor::start(Order::Id),

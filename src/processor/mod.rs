@@ -29,10 +29,10 @@ pub use config::{Args, Checkpointing, Config, ConfigError, Inputs, Job, Start};
 use crate::ipc::{self, files, DirLock, IpcError, RunState, Status};
 use crate::model::{Counters, Engine, EngineConfig, Level};
 use crate::source::{
-    self, BookRow, FileInfo, InputFile, Next, Position, SourceError, StreamSpec, StreamStop,
+    self, BookRow, FileInfo, InputFile, Next, Position, SourceError, StreamSpec, StreamStop, Table,
     TableStream, TradeRow,
 };
-use crate::store::{self, InstrumentRecorder, Sample};
+use crate::store::{self, InstrumentRecorder};
 use checkpoint::{Checkpoint, Cursor, Fingerprint, Sorted};
 use flusher::{json, Flusher};
 use output::newest_bar;
@@ -554,13 +554,7 @@ impl Processor {
         match row.levels {
             Ok(levels) => {
                 let (bids, asks) = levels.sides(buffer);
-                let (obi, cvd) = l.engine.apply_book(row.pos.ts, bids, asks);
-                let sample = Sample {
-                    trade: None,
-                    obi,
-                    cvd,
-                };
-                l.store.record(row.pos.ts, &sample);
+                l.apply_book(row.pos.ts, bids, asks);
                 if lane == 0 {
                     self.dirty.metrics = true;
                     self.dirty.depth = true;
@@ -570,7 +564,7 @@ impl Processor {
             }
             Err(e) => {
                 l.engine.skip_book_row();
-                self.report_skip(lane, "book", row.pos, &e.to_string());
+                self.report_skip(lane, Table::Book, row.pos, &e.to_string());
             }
         }
     }
@@ -580,13 +574,7 @@ impl Processor {
         l.trades.after = Some(row.pos);
         match row.trade {
             Ok(t) => {
-                let (obi, cvd) = l.engine.apply_trade(row.pos.ts, t.price, t.size, t.side);
-                let sample = Sample {
-                    trade: Some((t.price, t.size)),
-                    obi,
-                    cvd,
-                };
-                l.store.record(row.pos.ts, &sample);
+                l.apply_trade(row.pos.ts, &t);
                 if lane == 0 {
                     self.dirty.ohlc = true;
                     self.dirty.metrics = true;
@@ -595,12 +583,12 @@ impl Processor {
             }
             Err(e) => {
                 l.engine.skip_trade();
-                self.report_skip(lane, "trades", row.pos, &e.to_string());
+                self.report_skip(lane, Table::Trades, row.pos, &e.to_string());
             }
         }
     }
 
-    fn report_skip(&self, lane: usize, table: &str, pos: Position, why: &str) {
+    fn report_skip(&self, lane: usize, table: Table, pos: Position, why: &str) {
         let n = counters(&self.st).skipped();
         if n <= REPORTED_SKIPS {
             self.progress.println(&format!(

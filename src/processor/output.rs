@@ -79,7 +79,7 @@ impl Processor {
         let mut dirs: Vec<PathBuf> = Vec::new();
         for lane in &self.st.lanes {
             dirs.push(store::format::instrument_dir(lane.store.instrument()));
-            dirs.extend(lane.store.writes().into_iter().map(|w| w.dir));
+            dirs.extend(lane.store.dirs());
         }
         for dir in dirs {
             if !self.made_dirs.contains(&dir) {

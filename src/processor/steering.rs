@@ -98,15 +98,16 @@ impl Steering {
     /// control file are history (of an earlier run with the same id), not
     /// requests; they are recorded as taken up without being carried out.
     pub fn adopt(&mut self, progress: &mut Progress) {
-        if let Some(c) = self.read().filter(|c| c.run_id == self.run_id) {
+        if let Some(c) = self.read().ok().filter(|c| c.run_id == self.run_id) {
             progress.step = c.step.map_or(0, |s| s.id);
             progress.jump = c.jump.map_or(0, |j| j.id);
         }
     }
 
-    fn read(&self) -> Option<Control> {
-        let bytes = std::fs::read(&self.path).ok()?;
-        serde_json::from_slice(&bytes).ok()
+    /// The control file, or why it cannot be read.
+    fn read(&self) -> Result<Control, String> {
+        let bytes = std::fs::read(&self.path).map_err(|e| e.to_string())?;
+        serde_json::from_slice(&bytes).map_err(|e| e.to_string())
     }
 
     /// Reads the control file if it changed (at most every [`POLL`]
@@ -128,10 +129,7 @@ impl Steering {
             return Changed::default();
         }
         self.identity = id;
-        let control: Control = match std::fs::read(&self.path)
-            .map_err(|e| e.to_string())
-            .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
-        {
+        let control = match self.read() {
             Ok(c) => c,
             Err(e) => {
                 self.notes

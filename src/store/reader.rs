@@ -14,7 +14,7 @@
 //! merges exactly. With `max_bars`, the window is the smallest multiple
 //! `k × T` whose bars fit. This module only reads files.
 
-use super::bar::SeriesBar;
+use super::bar::{merge_into, SeriesBar};
 use super::format::{self, Index, IndexEntry, SegmentFile, SEGMENT_WINDOWS};
 use super::timeframe::Timeframe;
 use std::collections::HashMap;
@@ -89,6 +89,9 @@ pub struct SegmentData {
     pub written_ms: i64,
     pub bars: Vec<SeriesBar>,
 }
+
+/// A cached segment and the index range of the bars wanted from it.
+type Slice = (Arc<SegmentData>, std::ops::Range<usize>);
 
 /// `(inode, length, mtime s, ns)`: a file's identity, to tell a replaced one.
 type Identity = (u64, u64, i64, i64);
@@ -281,16 +284,11 @@ impl StoreReader {
         (self.lock().bars, self.budget)
     }
 
-    /// Calls `f` with the slices of `entry`'s stored bars that have
-    /// `from ≤ ts < to`, oldest first (no copy of the bars is made).
-    fn each_slice(
-        &self,
-        entry: &IndexEntry,
-        from: i64,
-        to: i64,
-        mut f: impl FnMut(&[SeriesBar]),
-    ) -> Result<(), StoreError> {
+    /// The stored bars of `entry` with `from ≤ ts < to`, as the cached
+    /// segments holding them and the index range in each (no copy).
+    fn slices(&self, entry: &IndexEntry, from: i64, to: i64) -> Result<Vec<Slice>, StoreError> {
         let span = entry.window_ms * SEGMENT_WINDOWS;
+        let mut out = Vec::new();
         for &start in &entry.segments {
             if start >= to || start + span <= from {
                 continue;
@@ -298,64 +296,44 @@ impl StoreReader {
             let seg = self.segment(&entry.instrument, entry.timeframe, start)?;
             let lo = seg.bars.partition_point(|b| b.ts < from);
             let hi = seg.bars.partition_point(|b| b.ts < to);
-            f(&seg.bars[lo..hi]);
+            out.push((seg, lo..hi));
         }
-        Ok(())
-    }
-
-    /// The stored bars of `entry` with `from ≤ ts < to`, oldest first.
-    pub fn stored_bars(
-        &self,
-        entry: &IndexEntry,
-        from: i64,
-        to: i64,
-    ) -> Result<Vec<SeriesBar>, StoreError> {
-        let mut out = Vec::new();
-        self.each_slice(entry, from, to, |s| out.extend_from_slice(s))?;
         Ok(out)
     }
 
-    /// The bars of windows `w` (a multiple of `entry`'s timeframe) whose
-    /// start is in `[from, to)`, merged from `entry`; or, with `count_only`,
-    /// just how many there are (nothing is built).
+    /// How many bars of windows `w` (a multiple of `entry`'s timeframe)
+    /// start in `[from, to)`; nothing is built.
+    fn count(&self, entry: &IndexEntry, w: i64, from: i64, to: i64) -> Result<usize, StoreError> {
+        let parts = self.slices(entry, align_up(from, w), align_up(to, w))?;
+        if w == entry.window_ms {
+            return Ok(parts.iter().map(|(_, r)| r.len()).sum());
+        }
+        let mut last = None;
+        Ok(parts
+            .iter()
+            .flat_map(|(s, r)| &s.bars[r.clone()])
+            .filter(|b| last.replace(b.ts.div_euclid(w)) != Some(b.ts.div_euclid(w)))
+            .count())
+    }
+
+    /// The bars of windows `w` whose start is in `[from, to)`, merged
+    /// exactly from `entry` ([`merge_into`]).
     fn merged(
         &self,
         entry: &IndexEntry,
         w: i64,
         from: i64,
         to: i64,
-        count_only: bool,
-    ) -> Result<(usize, Vec<SeriesBar>), StoreError> {
-        let (lo, hi) = (align_up(from, w), align_up(to, w));
-        let mut n = 0usize;
-        let mut out: Vec<SeriesBar> = Vec::new();
-        if w == entry.window_ms {
-            self.each_slice(entry, lo, hi, |s| {
-                n += s.len();
-                if !count_only {
-                    out.extend_from_slice(s);
-                }
-            })?;
-            return Ok((n, out));
-        }
-        let mut last = i64::MIN;
-        self.each_slice(entry, lo, hi, |s| {
-            for b in s {
-                let ts = b.ts.div_euclid(w) * w;
-                if ts != last {
-                    last = ts;
-                    n += 1;
-                    if !count_only {
-                        out.push(SeriesBar { ts, ..*b });
-                    }
-                } else if !count_only {
-                    if let Some(m) = out.last_mut() {
-                        m.merge(b);
-                    }
-                }
-            }
-        })?;
-        Ok((n, out))
+    ) -> Result<Vec<SeriesBar>, StoreError> {
+        let parts = self.slices(entry, align_up(from, w), align_up(to, w))?;
+        let bars = parts
+            .iter()
+            .flat_map(|(s, r)| s.bars[r.clone()].iter().copied());
+        Ok(if w == entry.window_ms {
+            bars.collect()
+        } else {
+            merge_into(bars, w)
+        })
     }
 
     /// Answers a range query (see [`RangeQuery`]).
@@ -410,11 +388,8 @@ impl StoreReader {
         };
         let from = q.from.unwrap_or(i64::MIN / 4);
         let to = q.to.unwrap_or(i64::MAX / 4);
-        let at = |w: Timeframe, count_only: bool| {
-            let src = source(w).unwrap_or(base);
-            self.merged(src, w.ms(), from, to, count_only)
-        };
-        let (n, _) = at(q.timeframe, true)?;
+        let count_at = |w: Timeframe| self.count(source(w).unwrap_or(base), w.ms(), from, to);
+        let n = count_at(q.timeframe)?;
         let mut window = q.timeframe;
         match q.max_bars {
             Some(max) if n > max => {
@@ -432,7 +407,7 @@ impl StoreReader {
                 let mut bad = n.div_ceil(max) as u64 - 1;
                 let mut k = bad + 1;
                 let mut good = loop {
-                    let count = at(tf(k)?, true)?.0;
+                    let count = count_at(tf(k)?)?;
                     if count <= max {
                         break k;
                     }
@@ -449,7 +424,7 @@ impl StoreReader {
                 // The smallest k in (bad, good] that fits.
                 while good - bad > 1 {
                     let mid = bad + (good - bad) / 2;
-                    if at(tf(mid)?, true)?.0 <= max {
+                    if count_at(tf(mid)?)? <= max {
                         good = mid;
                     } else {
                         bad = mid;
@@ -465,7 +440,7 @@ impl StoreReader {
             }
             _ => {}
         }
-        let (_, bars) = at(window, false)?;
+        let bars = self.merged(source(window).unwrap_or(base), window.ms(), from, to)?;
         Ok(RangeAnswer {
             series: id,
             window_ms: window.ms(),
@@ -488,7 +463,7 @@ fn align_up(ts: i64, w: i64) -> i64 {
 mod tests {
     use super::*;
     use crate::model::Fixed;
-    use crate::store::{merge_into, InstrumentRecorder, Sample};
+    use crate::store::{InstrumentRecorder, Sample};
 
     /// A store of `instrument` with rows every 700 ms for `secs` seconds,
     /// written by the recorder itself.

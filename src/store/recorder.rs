@@ -238,6 +238,13 @@ impl InstrumentRecorder {
         }
     }
 
+    /// The directories its segments go in, relative to `OUT`.
+    pub fn dirs(&self) -> impl Iterator<Item = PathBuf> + '_ {
+        self.series
+            .iter()
+            .map(|s| format::series_dir(&self.instrument, s.timeframe))
+    }
+
     /// Segments sealed and not yet handed to the writer.
     pub fn sealed_waiting(&self) -> usize {
         self.series.iter().map(|s| s.sealed.len()).sum()

@@ -120,7 +120,7 @@ fn newest(reader: &StoreReader, sub: &Sub) -> String {
         to: None,
         max_bars: None,
     };
-    let written = reader.index().ok().flatten().map_or(0, |i| i.updated_ms);
+    let written = index.updated_ms;
     match reader.query(&q) {
         Ok(a) => bars_json(&sub.id, &a.bars, written),
         Err(_) => bars_json(&sub.id, &[], written),

@@ -3,6 +3,9 @@
 //! The page hands rows in as flat `Float64Array`s (six numbers per OHLC
 //! row, nine per metrics row, as in the files); they become named fields
 //! here once, so no drawing code indexes `r[8]`. Pure, tested on the host.
+//! (These mirror `orderflow::ipc::OhlcRow`/`MetricRow` on purpose: this
+//! crate is compiled to wasm32 on its own and cannot depend on the main
+//! crate, which brings SQLite and tokio.)
 
 /// `[ts, open, high, low, close, volume]` of `ohlc_data.json`.
 #[derive(Clone, Copy, Debug, PartialEq)]
