@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Replay OKX order-book and trade captures (SQLite) into OHLC candles,
 /// order-book imbalance and cumulative volume delta bars and a depth
-/// snapshot, written atomically as JSON files for orderflow-viewer.
+/// snapshot, written atomically as JSON files for orderflow-viewer; and
+/// every bar of the run, for it and any `--with` reference instrument, at
+/// each of `--timeframes`, in OUT/series.
 ///
 /// Killed at any instant and started again with the same arguments, it
 /// resumes from its checkpoint; a finished run started again does nothing.
