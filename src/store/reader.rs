@@ -79,6 +79,9 @@ pub struct RangeAnswer {
     /// `max_bars` made it grow).
     pub window_ms: i64,
     pub bars: Vec<SeriesBar>,
+    /// Bars of the asked timeframe in the range (more than `bars` holds
+    /// when `max_bars` made the window grow).
+    pub total: usize,
 }
 
 /// A parsed segment.
@@ -445,7 +448,27 @@ impl StoreReader {
             series: id,
             window_ms: window.ms(),
             bars,
+            total: n,
         })
+    }
+
+    /// The text of `series/<INSTRUMENT>/depth.json` of an instrument the
+    /// index lists.
+    pub fn depth(&self, instrument: &str) -> Result<Vec<u8>, QueryError> {
+        let index = self.index()?;
+        let known = index
+            .as_ref()
+            .is_some_and(|i| i.series.iter().any(|e| e.instrument == instrument));
+        if !known {
+            return Err(QueryError::Unknown(format!(
+                "unknown instrument {instrument}: the store has no series of it"
+            )));
+        }
+        let path = self
+            .out
+            .join(format::instrument_dir(instrument))
+            .join(format::DEPTH);
+        std::fs::read(&path).map_err(|source| QueryError::Store(StoreError::Read { path, source }))
     }
 }
 

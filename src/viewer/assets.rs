@@ -42,11 +42,16 @@ wasm-bindgen-cli when needed), then build the viewer again with <code>cargo buil
 ";
 
 /// Everything under `/assets/`, by file name.
-pub const ASSETS: [Asset; 4] = [
+pub const ASSETS: [Asset; 5] = [
     Asset {
         path: "app.js",
         content_type: "text/javascript; charset=utf-8",
         bytes: include_bytes!("../../web/static/app.js"),
+    },
+    Asset {
+        path: "store.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../../web/static/store.js"),
     },
     Asset {
         path: "style.css",

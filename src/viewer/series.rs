@@ -91,13 +91,17 @@ pub fn parse_query(
     })
 }
 
-/// `GET /api/series/<INSTRUMENT>/<TF>?from=&to=&max_bars=`.
+/// `GET /api/series/<INSTRUMENT>/<TF>?from=&to=&max_bars=`, or the
+/// instrument's depth for `<TF>` = `depth`.
 pub async fn range(
     reader: Arc<StoreReader>,
     instrument: String,
     tf: String,
     params: HashMap<String, String>,
 ) -> warp::reply::Response {
+    if tf == "depth" {
+        return depth(reader, instrument).await;
+    }
     let q = match parse_query(&instrument, &tf, &params) {
         Ok(q) => q,
         Err(e) => return error_reply(StatusCode::BAD_REQUEST, &e),
@@ -110,6 +114,7 @@ pub async fn range(
             window_ms: i64,
             from: Option<i64>,
             to: Option<i64>,
+            total: usize,
             bars: Vec<crate::store::FileBar>,
         }
         let out = Out {
@@ -117,6 +122,7 @@ pub async fn range(
             window_ms: a.window_ms,
             from: q.from,
             to: q.to,
+            total: a.total,
             bars: a.bars.iter().map(|b| crate::store::FileBar(*b)).collect(),
         };
         Ok::<_, QueryError>(serde_json::to_vec(&out).unwrap_or_default())
@@ -129,6 +135,17 @@ pub async fn range(
         Ok(Err(e @ QueryError::Store(_))) => {
             error_reply(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
         }
+        Err(e) => error_reply(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+/// `GET /api/series/<INSTRUMENT>/depth`: that instrument's
+/// `series/<INSTRUMENT>/depth.json`, as written.
+async fn depth(reader: Arc<StoreReader>, instrument: String) -> warp::reply::Response {
+    match tokio::task::spawn_blocking(move || reader.depth(&instrument)).await {
+        Ok(Ok(body)) => json_reply(StatusCode::OK, body),
+        Ok(Err(QueryError::Unknown(e))) => error_reply(StatusCode::NOT_FOUND, &e),
+        Ok(Err(e)) => error_reply(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
         Err(e) => error_reply(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
 }

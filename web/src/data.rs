@@ -75,25 +75,36 @@ pub struct Data {
     pub asks: Vec<[f64; 2]>,
     pub window_ms: f64,
     pub title: String,
+    /// The whole run's first and last bar start, when the bars shown are
+    /// only part of it (a series store); else the bars are the run.
+    pub extent: Option<(f64, f64)>,
+    /// A reference instrument's `(bar start, close)`, drawn over the price
+    /// pane as % change, and its name.
+    pub overlay: Vec<(f64, f64)>,
+    pub overlay_name: String,
 }
 
 impl Data {
+    /// The run's first bar start: of the extent, else of the bars.
     pub fn first_ts(&self) -> Option<f64> {
         let a = self.ohlc.first().map(|r| r.ts);
         let b = self.metrics.first().map(|r| r.ts);
-        match (a, b) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let c = self.extent.map(|e| e.0);
+        [a, b, c].into_iter().flatten().reduce(f64::min)
     }
 
+    /// The newest bar start, of the bars or the extent.
     pub fn last_ts(&self) -> Option<f64> {
         let a = self.ohlc.last().map(|r| r.ts);
         let b = self.metrics.last().map(|r| r.ts);
-        match (a, b) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        }
+        let c = self.extent.map(|e| e.1);
+        [a, b, c].into_iter().flatten().reduce(f64::max)
+    }
+
+    /// The metrics row of the bar starting at `ts`.
+    pub fn metric_at(&self, ts: f64) -> Option<&MetricRow> {
+        let i = self.metrics.partition_point(|m| m.ts < ts);
+        self.metrics.get(i).filter(|m| m.ts == ts)
     }
 
     /// The bar length, or a minute before it is known.

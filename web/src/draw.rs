@@ -15,7 +15,6 @@ use crate::data::Data;
 use crate::fmt;
 use crate::layout::{self, padded, Layout, Pane, PaneKind, Visible};
 use crate::theme::*;
-use crate::view::View;
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -79,6 +78,7 @@ pub trait Plot {
 struct PricePlot<'a> {
     v: &'a Visible,
     title: &'a str,
+    overlay: &'a str,
 }
 
 impl Plot for PricePlot<'_> {
@@ -97,6 +97,14 @@ impl Plot for PricePlot<'_> {
             self.v.body_px,
             UP,
             DOWN,
+        )?;
+        batch::overlay(
+            c.ctx,
+            c.layout,
+            pane,
+            &self.v.overlay,
+            self.v.overlay_range,
+            self.overlay,
         )
     }
     fn title(&self) -> String {
@@ -194,11 +202,11 @@ impl Plot for CvdPlot<'_> {
     }
 }
 
-/// Redraws the main canvas: price, volume, OBI, CVD.
+/// Redraws the main canvas showing `xs` (ms): price, volume, OBI, CVD.
 pub fn draw_main(
     canvas: &HtmlCanvasElement,
     data: &Data,
-    view: &View,
+    xs: (f64, f64),
     dpr: f64,
 ) -> Result<Layout, String> {
     let backend =
@@ -208,7 +216,6 @@ pub fn draw_main(
     root.fill(&BG).map_err(err)?;
     let (w, h) = root.dim_in_pixel();
     let (w, h) = (w as i32, h as i32);
-    let xs = view.fitted_range(data.first_ts(), data.last_ts(), data.window_or_default());
     let frame = layout::layout(w, h, dpr, xs, |_| (0.0, 1.0));
     let plot_w = (frame.right - frame.left).max(1) as usize;
     let v = layout::visible(data, xs.0, xs.1, plot_w, dpr);
@@ -216,6 +223,7 @@ pub fn draw_main(
         &PricePlot {
             v: &v,
             title: &data.title,
+            overlay: &data.overlay_name,
         },
         &VolumePlot(&v),
         &ObiPlot(&v),
@@ -390,6 +398,21 @@ fn tag(
         text_style(dpr, RGBColor(255, 255, 255), HPos::Left, VPos::Center),
     ))
     .map_err(err)
+}
+
+/// Redraws the history strip: the whole run `run` with `view` marked.
+pub fn draw_strip(
+    canvas: &HtmlCanvasElement,
+    pts: &[(f64, f64)],
+    run: (f64, f64),
+    view: (f64, f64),
+    dpr: f64,
+) -> Result<(), String> {
+    let ctx = batch::context(canvas)?;
+    let (w, h) = (f64::from(canvas.width()), f64::from(canvas.height()));
+    let plot_w = (w - (AXIS_W * dpr).round()).max(1.0);
+    batch::strip(&ctx, (w, h), plot_w, pts, run, view, dpr);
+    Ok(())
 }
 
 /// Redraws the depth canvas: cumulative bids (green) and asks (red).

@@ -87,6 +87,10 @@ pub struct Visible {
     pub candles: Vec<Candle>,
     pub obi: Vec<Candle>,
     pub cvd: Vec<(f64, f64)>,
+    /// The overlay's % change from its first visible close, and the range
+    /// of its own scale.
+    pub overlay: Vec<(f64, f64)>,
+    pub overlay_range: (f64, f64),
     pub downsampled: bool,
     /// Candle body width, device px.
     pub body_px: f64,
@@ -150,11 +154,28 @@ pub fn visible(data: &Data, x0: f64, x1: f64, plot_w: usize, dpr: f64) -> Visibl
         .iter()
         .filter_map(|r| r.cvd_close().map(|c| (r.ts + half, c)))
         .collect();
+    let over = &data.overlay[visible_range(&data.overlay, |p| p.0, x0, x1, wms)];
+    let base = over.first().map_or(1.0, |p| p.1);
+    let mut overlay: Vec<(f64, f64)> = over
+        .iter()
+        .map(|&(ts, c)| (ts + half, (c / base - 1.0) * 100.0))
+        .collect();
+    let overlay_range = {
+        let (lo, hi) = overlay
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+                (lo.min(p.1), hi.max(p.1))
+            });
+        padded(lo, hi, 0.06)
+    };
     let downsampled = candles.len() > plot_w || obi.len() > plot_w;
     if downsampled {
         candles = m4(&candles, x0, x1, plot_w);
         obi = m4(&obi, x0, x1, plot_w);
         cvd = m4_line(&cvd, x0, x1, plot_w);
+    }
+    if overlay.len() > plot_w {
+        overlay = m4_line(&overlay, x0, x1, plot_w);
     }
     let px_per_bar = plot_w as f64 / ((x1 - x0) / wms);
     let body_px = if downsampled {
@@ -166,6 +187,8 @@ pub fn visible(data: &Data, x0: f64, x1: f64, plot_w: usize, dpr: f64) -> Visibl
         candles,
         obi,
         cvd,
+        overlay,
+        overlay_range,
         downsampled,
         body_px,
     }

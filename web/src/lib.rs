@@ -1,12 +1,16 @@
 //! The orderflow chart, compiled to `wasm32-unknown-unknown`.
 //!
 //! [`Chart`] is the only thing the page's JavaScript sees: it hands in
-//! the rows of the data files as flat `Float64Array`s, asks for a full
-//! redraw at most once per animation frame, and forwards mouse and keys.
+//! bars as flat `Float64Array`s, asks for a full redraw at most once per
+//! animation frame, and forwards mouse and keys. The chart has two
+//! sources: the rolling files (`set_ohlc`, `set_metrics`), or the series
+//! store (`store_mode`, then ranges and stream diffs into a
+//! [`store::Store`]; [`Chart::wanted`] says which range to fetch next).
 //! All drawing is here, in Rust with plotters: the panes on the main
 //! canvas ([`draw`]), the crosshair on a separate overlay canvas so that
-//! moving the mouse never redraws the candles. Fetching, SSE and the
-//! header stay in JavaScript, which owns the network and the DOM text.
+//! moving the mouse never redraws the candles, and the history strip.
+//! Fetching, SSE and the header stay in JavaScript, which owns the
+//! network and the DOM text.
 
 pub mod batch;
 pub mod data;
@@ -14,11 +18,15 @@ pub mod draw;
 pub mod fmt;
 pub mod layout;
 pub mod m4;
+pub mod series;
+pub mod store;
 pub mod theme;
 pub mod view;
 
 use data::{Data, MetricRow, OhlcRow};
 use layout::Layout;
+use series::Bar;
+use store::{Overlay, Store};
 use theme::*;
 use view::View;
 use wasm_bindgen::prelude::*;
@@ -43,7 +51,10 @@ pub struct Chart {
     /// Fetched once: a crosshair move must cost as little as possible.
     overlay_ctx: CanvasRenderingContext2d,
     depth: HtmlCanvasElement,
+    strip: HtmlCanvasElement,
     data: Data,
+    /// The series store's view, when the chart shows the store.
+    store: Option<Store>,
     view: View,
     layout: Option<Layout>,
     dpr: f64,
@@ -53,17 +64,24 @@ pub struct Chart {
 #[wasm_bindgen]
 impl Chart {
     #[wasm_bindgen(constructor)]
-    pub fn new(main_id: &str, overlay_id: &str, depth_id: &str) -> Result<Chart, JsValue> {
+    pub fn new(
+        main_id: &str,
+        overlay_id: &str,
+        depth_id: &str,
+        strip_id: &str,
+    ) -> Result<Chart, JsValue> {
         let overlay = canvas(overlay_id)?;
         Ok(Chart {
             main: canvas(main_id)?,
             overlay_ctx: batch::context(&overlay).map_err(|e| JsValue::from_str(&e))?,
             overlay,
             depth: canvas(depth_id)?,
+            strip: canvas(strip_id)?,
             data: Data {
                 window_ms: 60_000.0,
                 ..Data::default()
             },
+            store: None,
             view: View::default(),
             layout: None,
             dpr: 1.0,
@@ -73,7 +91,17 @@ impl Chart {
 
     /// Sizes the canvases' backing stores to CSS size × devicePixelRatio,
     /// so lines and text are sharp on HiDPI screens.
-    pub fn resize(&mut self, main_w: f64, main_h: f64, depth_w: f64, depth_h: f64, dpr: f64) {
+    #[allow(clippy::too_many_arguments)]
+    pub fn resize(
+        &mut self,
+        main_w: f64,
+        main_h: f64,
+        depth_w: f64,
+        depth_h: f64,
+        strip_w: f64,
+        strip_h: f64,
+        dpr: f64,
+    ) {
         let dpr = if dpr.is_finite() && dpr > 0.0 {
             dpr
         } else {
@@ -87,6 +115,8 @@ impl Chart {
         }
         self.depth.set_width(px(depth_w));
         self.depth.set_height(px(depth_h));
+        self.strip.set_width(px(strip_w));
+        self.strip.set_height(px(strip_h));
     }
 
     /// `ohlc_data.json` rows flattened, 6 numbers each.
@@ -107,8 +137,9 @@ impl Chart {
     }
 
     pub fn set_window_ms(&mut self, ms: f64) {
-        if ms.is_finite() && ms > 0.0 {
+        if ms.is_finite() && ms > 0.0 && self.store.is_none() {
             self.data.window_ms = ms;
+            self.view.set_limits(ms, f64::NAN);
         }
     }
 
@@ -116,14 +147,190 @@ impl Chart {
         self.data.title = title;
     }
 
-    /// Full redraw of every pane and the depth chart, then the crosshair.
+    /// Full redraw of every pane, the depth chart and the history strip,
+    /// then the crosshair.
     pub fn draw(&mut self) -> Result<(), JsValue> {
-        let layout = draw::draw_main(&self.main, &self.data, &self.view, self.dpr)
+        let xs = self.visible_range();
+        let layout = draw::draw_main(&self.main, &self.data, xs, self.dpr)
             .map_err(|e| JsValue::from_str(&e))?;
         self.layout = Some(layout);
         draw::draw_depth(&self.depth, &self.data, self.dpr).map_err(|e| JsValue::from_str(&e))?;
+        if let Some(store) = &self.store {
+            let run = store.primary.extent().unwrap_or(xs);
+            draw::draw_strip(&self.strip, &store.strip, run, xs, self.dpr)
+                .map_err(|e| JsValue::from_str(&e))?;
+        }
         self.draw_overlay()?;
         Ok(())
+    }
+
+    // ---- the series store ---------------------------------------------
+
+    /// Shows the series store: a series of timeframe `base_ms`, nothing
+    /// held yet (ranges and stream bars follow). Keeps the view's right
+    /// edge; the span goes back to the timeframe's default.
+    pub fn store_mode(&mut self, base_ms: f64) {
+        let base = if base_ms > 0.0 { base_ms } else { 60_000.0 };
+        let overlay = self
+            .store
+            .as_mut()
+            .and_then(|s| s.overlay.take())
+            .map(|o| Overlay {
+                name: o.name,
+                series: series::Series::new(base),
+            });
+        let mut store = Store::new(base);
+        store.overlay = overlay;
+        self.store = Some(store);
+        self.view.reset_span();
+        self.view.set_limits(base, f64::NAN);
+        self.data.bids.clear();
+        self.data.asks.clear();
+        self.refill();
+    }
+
+    /// Back to the rolling files.
+    pub fn files_mode(&mut self) {
+        self.store = None;
+        self.data.extent = None;
+        self.data.overlay.clear();
+        self.data.overlay_name.clear();
+    }
+
+    /// The whole run of the primary series spans `[first, last]`.
+    pub fn set_extent(&mut self, first: f64, last: f64) {
+        if let Some(s) = &mut self.store {
+            s.primary.set_extent(first, last);
+        }
+        self.refill();
+    }
+
+    /// Overlays `name`'s series (same timeframe); `""` removes it.
+    pub fn set_overlay(&mut self, name: String) {
+        if let Some(s) = &mut self.store {
+            s.overlay = (!name.is_empty()).then(|| Overlay {
+                name,
+                series: series::Series::new(s.primary.base_ms()),
+            });
+        }
+        self.refill();
+    }
+
+    /// A fetched range of series `which` (0 primary, 1 overlay): 14
+    /// numbers a bar, at `window_ms`, for `[from, to)`.
+    pub fn set_range(&mut self, which: u32, flat: &[f64], window_ms: f64, from: f64, to: f64) {
+        if let Some(s) = self.store.as_mut().and_then(|s| s.series_mut(which)) {
+            s.set_range(Bar::from_flat(flat), window_ms, from, to);
+        }
+        self.refill();
+    }
+
+    /// A stream snapshot or reset of series `which`.
+    pub fn set_tail(&mut self, which: u32, flat: &[f64]) {
+        if let Some(s) = self.store.as_mut().and_then(|s| s.series_mut(which)) {
+            s.set_tail(Bar::from_flat(flat));
+        }
+        self.refill();
+    }
+
+    /// A stream diff of series `which`.
+    pub fn upsert_tail(&mut self, which: u32, flat: &[f64]) {
+        if let Some(s) = self.store.as_mut().and_then(|s| s.series_mut(which)) {
+            s.upsert_tail(&Bar::from_flat(flat));
+        }
+        self.refill();
+    }
+
+    /// The history strip: the whole run's bars at `window_ms`.
+    pub fn set_strip(&mut self, flat: &[f64], window_ms: f64) {
+        if let Some(s) = &mut self.store {
+            s.set_strip(&Bar::from_flat(flat), window_ms);
+        }
+    }
+
+    /// The range of the primary series to fetch for what is on screen,
+    /// `[from, to, max_bars]`, or `[]` when what is held does.
+    pub fn wanted(&self) -> Vec<f64> {
+        let (Some(s), Some(l)) = (&self.store, &self.layout) else {
+            return vec![];
+        };
+        let (x0, x1) = self.visible_range();
+        let px = (l.right - l.left).max(1) as f64 / l.dpr;
+        match s.primary.wanted(x0, x1, px.round() as usize) {
+            Some(w) => vec![w.from, w.to, w.max_bars as f64],
+            None => vec![],
+        }
+    }
+
+    /// Whether the primary series' fetched range is stale (a diff landed
+    /// in a window shown from it).
+    pub fn stale(&self) -> bool {
+        self.store.as_ref().is_some_and(|s| s.primary.stale())
+    }
+
+    /// The window of the bars drawn (the timeframe, or a multiple of it
+    /// when the range is wider than the screen).
+    pub fn window_ms(&self) -> f64 {
+        self.data.window_ms
+    }
+
+    /// `[x0, x1]` of the visible time range, ms.
+    pub fn visible(&self) -> Vec<f64> {
+        let (a, b) = self.visible_range();
+        vec![a, b]
+    }
+
+    /// Shows the whole run and follows its newest bar.
+    pub fn show_all(&mut self) {
+        let bar = self.bar_ms();
+        if let (Some(first), Some(last)) = (self.data.first_ts(), self.data.last_ts()) {
+            self.view.show_all(first, last, bar);
+        }
+    }
+
+    /// Centres the view on the time under CSS x of the history strip.
+    pub fn strip_goto(&mut self, x: f64) {
+        let Some(s) = &self.store else { return };
+        let Some((first, last)) = s.primary.extent() else {
+            return;
+        };
+        let plot_w = (f64::from(self.strip.width()) - (theme::AXIS_W * self.dpr).round()).max(1.0);
+        let t = first + (x * self.dpr / plot_w).clamp(0.0, 1.0) * (last - first);
+        self.settle();
+        let bar = self.bar_ms();
+        self.view.centre_on(t, self.data.last_ts(), bar);
+    }
+
+    /// Overlay closes held.
+    pub fn overlay_len(&self) -> usize {
+        self.data.overlay.len()
+    }
+
+    /// Candle bars held (windows with trades).
+    pub fn bars(&self) -> usize {
+        self.data.ohlc.len()
+    }
+
+    /// Start of the newest candle, NaN without one.
+    pub fn last_bar_ts(&self) -> f64 {
+        self.data.ohlc.last().map_or(f64::NAN, |r| r.ts)
+    }
+
+    /// The hovered candle `i` and its metrics: 14 numbers as in the store
+    /// (NaN where there is no metric row or no CVD), or `[]`.
+    pub fn row(&self, i: usize) -> Vec<f64> {
+        let Some(r) = self.data.ohlc.get(i) else {
+            return vec![];
+        };
+        let mut out = vec![r.ts, r.open, r.high, r.low, r.close, r.volume];
+        match self.data.metric_at(r.ts) {
+            Some(m) => {
+                out.extend(m.obi);
+                out.extend(m.cvd.unwrap_or([f64::NAN; 4]));
+            }
+            None => out.extend([f64::NAN; 8]),
+        }
+        out
     }
 
     /// Moves the crosshair to CSS position `(x, y)` on the main canvas;
@@ -169,8 +376,8 @@ impl Chart {
             _ => 1.0,
         };
         self.settle();
-        self.view
-            .zoom(factor, anchor, self.data.last_ts(), self.data.window_ms);
+        let bar = self.bar_ms();
+        self.view.zoom(factor, anchor, self.data.last_ts(), bar);
     }
 
     /// Pans by CSS pixels (drag to the right shows earlier bars).
@@ -184,8 +391,8 @@ impl Chart {
     /// Pans by a fraction of the visible span (positive = later).
     pub fn pan(&mut self, fraction: f64) {
         self.settle();
-        self.view
-            .pan(fraction, self.data.last_ts(), self.data.window_ms);
+        let bar = self.bar_ms();
+        self.view.pan(fraction, self.data.last_ts(), bar);
     }
 
     /// Candles drawn in the last redraw (fewer than the visible bars when
@@ -209,10 +416,33 @@ impl Chart {
 }
 
 impl Chart {
-    fn settle(&mut self) {
-        let first = self.data.first_ts();
+    /// The bar length the view counts in: the series' timeframe in store
+    /// mode (not the coarser window a wide range may be drawn at).
+    fn bar_ms(&self) -> f64 {
+        match &self.store {
+            Some(s) => s.primary.base_ms(),
+            None => self.data.window_or_default(),
+        }
+    }
+
+    fn visible_range(&self) -> (f64, f64) {
         self.view
-            .settle(first, self.data.last_ts(), self.data.window_ms);
+            .fitted_range(self.data.first_ts(), self.data.last_ts(), self.bar_ms())
+    }
+
+    fn settle(&mut self) {
+        let (first, last, bar) = (self.data.first_ts(), self.data.last_ts(), self.bar_ms());
+        self.view.settle(first, last, bar);
+    }
+
+    /// Rebuilds the drawn rows from the store, and the view's limits from
+    /// the run's length.
+    fn refill(&mut self) {
+        if let Some(s) = &self.store {
+            s.fill(&mut self.data);
+            let run = s.primary.extent().map_or(f64::NAN, |(a, b)| b - a);
+            self.view.set_limits(s.primary.base_ms(), run);
+        }
     }
 
     /// Index of the OHLC bar nearest the mouse, if the mouse is over the plot.

@@ -13,6 +13,8 @@ pub const DOWN: RGBColor = RGBColor(0xef, 0x53, 0x50);
 pub const OBI_UP: RGBColor = RGBColor(0x64, 0xb5, 0xf6);
 pub const OBI_DOWN: RGBColor = RGBColor(0x28, 0x5c, 0xc4);
 pub const CVD: RGBColor = RGBColor(0xff, 0xb7, 0x4d);
+/// The reference instrument's line on the price pane.
+pub const OVERLAY: RGBColor = RGBColor(0xce, 0x93, 0xd8);
 pub const BID: RGBColor = RGBColor(0x26, 0xa6, 0x9a);
 pub const ASK: RGBColor = RGBColor(0xef, 0x53, 0x50);
 pub const CROSS: RGBColor = RGBColor(0x9a, 0xa0, 0xb0);

@@ -1,6 +1,9 @@
 // The page glue: network (fetch + EventSource), header text, input events.
-// All chart drawing happens in Rust (orderflow_web.wasm, plotters).
+// All chart drawing happens in Rust (orderflow_web.wasm, plotters). The
+// chart shows the series store when the output has one (store.js), else
+// the rolling files (ohlc, metrics, depth) below.
 import init, { Chart } from './orderflow_web.js';
+import { StoreView, tfMs, tfName } from './store.js';
 
 const FILES = {
   'ohlc_data.json': '/api/ohlc',
@@ -11,17 +14,19 @@ const FILES = {
 };
 const CHART_FILES = new Set(['ohlc_data.json', 'metrics_data.json', 'depth_data.json']);
 
-// State for automation (tests, benchmarks): see docs/architecture-viewer.md.
+// State for automation (tests, benchmarks): see docs/architecture.md.
 const state = {
   connection: 'reconnecting', draws: 0, lastDrawMs: 0, bars: 0, lastBarTs: null,
   dataVersion: 0, instance: null, following: true, hover: null, lastHoverMs: 0,
   stale: {}, drawLog: [], errors: 0,
+  mode: 'files', series: null, windowMs: null, visible: null, historyBars: null, overlay: null,
+  freshnessMs: null,
 };
 window.orderflowState = state;
 
 const data = { ohlc: [], metrics: [], depth: { bids: [], asks: [] }, status: null, supervisor: null };
-let metricByTs = new Map();
 let chart = null;
+let store = null;
 let dirty = false, frameQueued = false, sseOpen = false;
 let mouse = null, drag = null;
 const $ = (id) => document.getElementById(id);
@@ -72,19 +77,21 @@ function windowMs() {
   return Number.isFinite(best) && best > 0 ? best : 60000;
 }
 
+// The rolling files feed the chart only while there is no series store.
 function apply(file, body) {
+  const files = !store.active;
   if (file === 'ohlc_data.json') {
     data.ohlc = Array.isArray(body) ? body : [];
-    chart.set_ohlc(flat(data.ohlc, 6));
+    if (files) chart.set_ohlc(flat(data.ohlc, 6));
   } else if (file === 'metrics_data.json') {
     data.metrics = Array.isArray(body) ? body : [];
-    metricByTs = new Map(data.metrics.map((r) => [r[0], r]));
-    chart.set_metrics(flat(data.metrics, 9));
+    if (files) chart.set_metrics(flat(data.metrics, 9));
   } else if (file === 'depth_data.json') {
     data.depth = body && Array.isArray(body.bids) ? body : { bids: [], asks: [] };
-    chart.set_depth(flat(data.depth.bids, 2), flat(data.depth.asks || [], 2));
+    if (files) chart.set_depth(flat(data.depth.bids, 2), flat(data.depth.asks || [], 2));
   } else if (file === 'status.json') {
     data.status = body;
+    if (files) detectStore();
   } else if (file === 'supervisor.json') {
     data.supervisor = body;
   }
@@ -92,15 +99,37 @@ function apply(file, body) {
   chart.set_window_ms(win);
   const title = updateHeader();
   // status.json is refreshed every second: redraw only if it changes the chart.
-  if (CHART_FILES.has(file) || win !== shown.win || title !== shown.title) requestDraw();
+  if ((files && CHART_FILES.has(file)) || win !== shown.win || title !== shown.title) requestDraw();
   shown.win = win;
   shown.title = title;
 }
 const shown = { win: 0, title: '' };
 
+// Whether the output has a series store (then the page shows it); asked
+// again at most every two seconds while it has none.
+let detecting = false, detectedAt = -Infinity;
+async function detectStore() {
+  if (detecting || performance.now() - detectedAt < 2000) return;
+  detecting = true;
+  detectedAt = performance.now();
+  const was = store.active;
+  try {
+    if (!(await store.detect(data.status))) {
+      state.mode = 'files';
+      if (was) loadAll();
+    }
+  } finally {
+    detecting = false;
+    updateConn();
+    requestDraw();
+  }
+}
+
 // One fetch per file at a time; a change during a fetch fetches again.
 const loading = {};
 async function load(file) {
+  // The store feeds the chart through /api/stream; its files are not read.
+  if (store.active && CHART_FILES.has(file)) return;
   const l = (loading[file] ||= { busy: false, again: false });
   if (l.busy) { l.again = true; return; }
   l.busy = true;
@@ -141,8 +170,12 @@ function drawNow() {
   const t1 = performance.now();
   state.draws++;
   state.lastDrawMs = t1 - t0;
-  state.bars = data.ohlc.length;
-  state.lastBarTs = data.ohlc.length ? data.ohlc[data.ohlc.length - 1][0] : null;
+  state.bars = chart.bars();
+  state.overlayBars = chart.overlay_len();
+  const last = chart.last_bar_ts();
+  state.lastBarTs = Number.isFinite(last) ? last : null;
+  const [from, to] = chart.visible();
+  state.visible = { from, to };
   state.following = chart.following();
   state.drawnCandles = chart.drawn_candles();
   state.downsampled = chart.downsampled();
@@ -152,6 +185,10 @@ function drawNow() {
   $('h-follow').textContent = state.following ? 'following' : 'paused · dbl-click to follow';
   $('h-follow').classList.toggle('paused', !state.following);
   if (mouse) hover(mouse.x, mouse.y);
+  if (store.active) {
+    state.windowMs = chart.window_ms();
+    store.sync();
+  }
   return t1 - t0;
 }
 
@@ -160,13 +197,15 @@ function hover(x, y) {
   const i = chart.hover(x, y);
   state.lastHoverMs = performance.now() - t0;
   const ro = $('readout');
-  if (i < 0 || i >= data.ohlc.length) { state.hover = null; ro.textContent = ''; return; }
-  const [ts, o, h, l, c, v] = data.ohlc[i];
-  const m = metricByTs.get(ts);
-  state.hover = { ts, ohlc: data.ohlc[i], metrics: m || null };
+  const row = i >= 0 ? chart.row(i) : [];
+  if (row.length < 14) { state.hover = null; ro.textContent = ''; return; }
+  // [ts, o, h, l, c, v, obi o h l c, cvd o h l c] (NaN: none).
+  const [ts, o, h, l, c, v] = row;
+  const m = Number.isFinite(row[6]) ? [ts, ...row.slice(6)] : null;
+  state.hover = { ts, ohlc: row.slice(0, 6), metrics: m };
   const cls = c >= o ? 'up' : 'down';
   const obi = m ? `<span class="k">OBI</span> o ${fmtObi(m[1])} h ${fmtObi(m[2])} l ${fmtObi(m[3])} c ${fmtObi(m[4])}` : '<span class="k">OBI</span> –';
-  const cvd = m && m.length >= 9 ? `<span class="k">CVD</span> ${fmtObi(m[8])}` : '<span class="k">CVD</span> –';
+  const cvd = m && Number.isFinite(m[8]) ? `<span class="k">CVD</span> ${fmtObi(m[8])}` : '<span class="k">CVD</span> –';
   ro.innerHTML = `<span class="k">${utc(ts)} UTC</span>  ` +
     `<span class="k">O</span> <span class="${cls}">${o}</span>  <span class="k">H</span> <span class="${cls}">${h}</span>  ` +
     `<span class="k">L</span> <span class="${cls}">${l}</span>  <span class="k">C</span> <span class="${cls}">${c}</span>  ` +
@@ -177,16 +216,31 @@ function hover(x, y) {
 function updateHeader() {
   const s = data.status;
   let title;
+  if (store.active) {
+    // The series shown; its bars drawn coarser when the range is wide.
+    const shownMs = chart.window_ms();
+    const tf = store.timeframe;
+    const drawnAt = shownMs > tfMs(tf) ? ` (drawn at ${tfName(shownMs)})` : '';
+    $('h-instrument').textContent = store.instrument;
+    $('h-window').textContent = tf + drawnAt;
+    const age = store.freshness();
+    state.freshnessMs = age;
+    $('h-fresh').textContent = age == null ? '–' : age < 10000 ? `${(age / 1000).toFixed(1)} s old` : `${Math.round(age / 1000)} s old`;
+  }
   if (s) {
-    $('h-instrument').textContent = s.instrument || '–';
-    $('h-window').textContent = windowLabel(s.window_seconds);
+    if (!store.active) {
+      $('h-instrument').textContent = s.instrument || '–';
+      $('h-window').textContent = windowLabel(s.window_seconds);
+    }
     const pct = Number.isFinite(s.progress) ? (s.progress * 100).toFixed(1) + '%' : '–';
     // A running processor refreshes its heartbeat every second.
     const quiet = s.state === 'running' && Number.isFinite(s.heartbeat_ms) ? Date.now() - s.heartbeat_ms : 0;
     $('h-progress').textContent = `${s.state} ${pct}` + (quiet > 5000 ? ` · no heartbeat ${Math.round(quiet / 1000)}s` : '');
     $('h-rate').textContent = Number.isFinite(s.rows_per_second) ? `${compact(s.rows_per_second)} rows/s` : '–';
     $('h-market').textContent = s.market_time_ms != null ? utc(s.market_time_ms) + ' UTC' : '–';
-    title = `${s.instrument} · ${windowLabel(s.window_seconds)}`;
+    title = store.active ? `${store.instrument} · ${store.timeframe}` : `${s.instrument} · ${windowLabel(s.window_seconds)}`;
+  } else if (store.active) {
+    title = `${store.instrument} · ${store.timeframe}`;
   } else {
     title = `${windowLabel(windowMs() / 1000)} bars`;
   }
@@ -255,7 +309,7 @@ function wireControls() {
 
 function updateConn() {
   let conn = 'live';
-  if (!sseOpen) conn = 'reconnecting';
+  if (!sseOpen || (store.active && !store.open)) conn = 'reconnecting';
   else if (Object.values(state.stale).some(Boolean)) conn = 'stale';
   state.connection = conn;
   const el = $('h-conn');
@@ -274,7 +328,11 @@ function connect() {
     if (hello.instance !== state.instance) state.dataVersion = 0;
     state.instance = hello.instance;
     sseOpen = true;
+    // status.json names the run's instrument and window, which the store
+    // view starts from: its load asks whether there is a store.
+    detectedAt = -Infinity;
     loadAll();
+    setTimeout(() => detectStore(), 1500);
     updateConn();
   });
   for (const file of Object.keys(FILES)) {
@@ -314,6 +372,14 @@ function setupInput() {
   });
   ov.addEventListener('mouseleave', () => { mouse = null; chart.leave(); $('readout').textContent = ''; state.hover = null; });
   ov.addEventListener('dblclick', () => { chart.follow(); requestDraw(); });
+  // The history strip: press or drag to move the view there.
+  const strip = $('strip');
+  let stripDrag = false;
+  const stripGo = (e) => { chart.strip_goto(e.offsetX); requestDraw(); };
+  strip.addEventListener('mousedown', (e) => { stripDrag = true; stripGo(e); });
+  strip.addEventListener('mousemove', (e) => { if (stripDrag && (e.buttons & 1)) stripGo(e); });
+  window.addEventListener('mouseup', () => { stripDrag = false; });
+  document.querySelector('[data-range="all"]').addEventListener('click', () => store.showAll());
   window.addEventListener('keydown', (e) => {
     const k = e.key;
     if (k === 'ArrowLeft') chart.pan(-0.1);
@@ -330,7 +396,8 @@ function setupInput() {
 function resize() {
   const m = $('chart-wrap').getBoundingClientRect();
   const d = $('depth-wrap').getBoundingClientRect();
-  chart.resize(m.width, m.height, d.width, d.height, window.devicePixelRatio || 1);
+  const st = $('strip-wrap').getBoundingClientRect();
+  chart.resize(m.width, m.height, d.width, d.height, st.width, st.height, window.devicePixelRatio || 1);
   requestDraw();
 }
 
@@ -347,14 +414,22 @@ window.orderflowRedraw = () => drawNow();
 
 async function main() {
   await init({ module_or_path: new URL('./orderflow_web_bg.wasm', import.meta.url) });
-  chart = new Chart('main', 'overlay', 'depth');
+  chart = new Chart('main', 'overlay', 'depth', 'strip');
+  store = new StoreView(chart, state, {
+    draw: requestDraw,
+    header: updateHeader,
+    status: (body) => { data.status = body; updateHeader(); },
+    conn: updateConn,
+  });
   setupInput();
   wireControls();
   new ResizeObserver(resize).observe($('chart-wrap'));
+  new ResizeObserver(resize).observe($('strip-wrap'));
   window.addEventListener('resize', resize);
   resize();
   updateHeader();
   setInterval(updateHeader, 1000);
+  setInterval(() => { if (!store.active && sseOpen) detectStore(); }, 2000);
   connect();
 }
 main().catch((e) => { console.error(e); document.body.insertAdjacentText('beforeend', `chart failed to start: ${e}`); });

@@ -7,5 +7,6 @@ mod bench;
 pub mod browser;
 pub mod client;
 pub mod http;
+mod page;
 mod series;
 mod webdriver;
