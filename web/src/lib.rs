@@ -248,6 +248,13 @@ impl Chart {
         }
     }
 
+    /// Stream bars of the primary series into the history strip.
+    pub fn strip_upsert(&mut self, flat: &[f64]) {
+        if let Some(s) = &mut self.store {
+            s.strip_upsert(&Bar::from_flat(flat));
+        }
+    }
+
     /// The range of the primary series to fetch for what is on screen,
     /// `[from, to, max_bars]`, or `[]` when what is held does.
     pub fn wanted(&self) -> Vec<f64> {

@@ -338,7 +338,9 @@ impl Series {
     /// most three bars a pixel column… of the three widths.
     pub fn wanted(&self, from: f64, to: f64, px: usize) -> Option<Want> {
         let span = to - from;
-        if span.is_nan() || span <= 0.0 || px == 0 || self.extent().is_none() {
+        // Before the stream's snapshot, what it will bring is unknown.
+        let no_tail = self.tail_from == f64::INFINITY;
+        if span.is_nan() || span <= 0.0 || px == 0 || self.extent().is_none() || no_tail {
             return None;
         }
         let k_need = ((span / (px as f64 * self.base_ms)).ceil().max(1.0)) * self.base_ms;

@@ -55,6 +55,22 @@ impl Store {
         self.strip_window_ms = window_ms;
     }
 
+    /// Stream bars of the primary series into the strip: each lands in
+    /// its strip window, whose close is the close of its newest bar.
+    /// (A diff only changes the newest bars; one that reaches back into
+    /// an older strip window leaves it, the strip being an outline.)
+    pub fn strip_upsert(&mut self, bars: &[Bar]) {
+        let k = self.strip_window_ms;
+        for (ts, close) in closes(bars) {
+            let w = crate::series::window_start(ts, k);
+            match self.strip.last_mut() {
+                Some(last) if last.0 == w => last.1 = close,
+                Some(last) if last.0 > w => {}
+                _ => self.strip.push((w, close)),
+            }
+        }
+    }
+
     /// Rebuilds what the chart draws from the held series.
     pub fn fill(&self, data: &mut Data) {
         let bars = self.primary.bars();
@@ -136,5 +152,22 @@ mod tests {
         s.overlay = None;
         s.fill(&mut d);
         assert!(d.overlay.is_empty() && d.overlay_name.is_empty());
+    }
+
+    #[test]
+    fn stream_bars_extend_the_strip_by_its_windows() {
+        let bar = |ts: f64, c: f64| Bar {
+            ts,
+            ohlc: Some([c, c, c, c]),
+            volume: 1.0,
+            obi: [0.0; 4],
+            cvd: [0.0; 4],
+        };
+        let mut s = Store::new(1000.0);
+        s.set_strip(&[bar(0.0, 1.0), bar(10_000.0, 2.0)], 10_000.0);
+        s.strip_upsert(&[bar(14_000.0, 3.0), bar(19_000.0, 4.0), bar(20_000.0, 5.0)]);
+        assert_eq!(s.strip, vec![(0.0, 1.0), (10_000.0, 4.0), (20_000.0, 5.0)]);
+        s.strip_upsert(&[bar(5_000.0, 9.0)]);
+        assert_eq!(s.strip[0], (0.0, 1.0), "older windows stay");
     }
 }

@@ -136,6 +136,7 @@ async function load(file) {
   try {
     do {
       l.again = false;
+      if (store.active && CHART_FILES.has(file)) break;
       const r = await fetch(FILES[file], { cache: 'no-store' });
       if (!r.ok) throw new Error(`${FILES[file]}: HTTP ${r.status}`);
       const version = Number(r.headers.get('x-orderflow-version') || 0);

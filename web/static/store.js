@@ -60,8 +60,9 @@ export class StoreView {
     this.lastWant = '';
     this.range = null;
     this.lastStaleFetch = 0;
-    this.stripAt = 0;
     this.stripBusy = false;
+    this.stripAgain = false;
+    this.lastTs = null;
     this.depthBusy = false;
     this.depthAgain = false;
     this.written = null;
@@ -209,7 +210,7 @@ export class StoreView {
     this.lastWant = '';
     this.range = null;
     this.connect();
-    this.refreshStrip(true);
+    this.refreshStrip();
     this.loadDepth();
     this.hooks.header();
     this.hooks.draw();
@@ -240,7 +241,7 @@ export class StoreView {
       setTimeout(() => this.sync(), 1000);
       return;
     }
-    this.fetching = true;
+    this.fetching = this.state.fetching = true;
     const gen = this.generation;
     try {
       const [from, to, maxBars] = want;
@@ -258,7 +259,7 @@ export class StoreView {
       this.state.errors++;
       console.warn('range fetch failed', e);
     } finally {
-      this.fetching = false;
+      this.fetching = this.state.fetching = false;
       if (this.again) { this.again = false; setTimeout(() => this.sync(), 0); }
     }
   }
@@ -283,12 +284,11 @@ export class StoreView {
   }
 
   // The history strip: the whole run at about one bar a pixel; its
-  // `total` is how many bars the run holds at the timeframe. At most every
-  // two seconds while bars arrive.
-  async refreshStrip(now) {
-    if (this.stripBusy || (!now && performance.now() - this.stripAt < 2000)) return;
+  // `total` is how many bars the run holds at the timeframe. Fetched for a
+  // new series or a stream (re)start; stream diffs extend it after that.
+  async refreshStrip() {
+    if (this.stripBusy) { this.stripAgain = true; return; }
     this.stripBusy = true;
-    this.stripAt = performance.now();
     const gen = this.generation;
     try {
       const px = Math.max(50, Math.round(document.getElementById('strip').getBoundingClientRect().width));
@@ -301,11 +301,15 @@ export class StoreView {
       this.setExtent();
       this.chart.set_strip(flat14(body.bars), body.window_ms);
       this.state.historyBars = body.total;
+      const src = this.source(this.instrument, this.timeframe);
+      const w = tfMs(this.timeframe);
+      this.lastTs = src && src.last_ts != null ? Math.floor(src.last_ts / w) * w : null;
       this.hooks.draw();
     } catch (e) {
       console.warn('strip fetch failed', e);
     } finally {
       this.stripBusy = false;
+      if (this.stripAgain) { this.stripAgain = false; this.refreshStrip(); }
     }
   }
 
@@ -355,8 +359,19 @@ export class StoreView {
       if (Number.isFinite(ev.written_ms)) this.written = Math.max(this.written || 0, ev.written_ms);
       if (w === 0) {
         this.state.streamEvents = (this.state.streamEvents || 0) + 1;
+        if (replace) {
+          this.refreshStrip();
+        } else {
+          // New windows count into the run's bars and extend the strip.
+          for (const b of ev.bars || []) {
+            if (this.lastTs == null || b[0] > this.lastTs) {
+              if (this.lastTs != null && this.state.historyBars != null) this.state.historyBars++;
+              this.lastTs = b[0];
+            }
+          }
+          this.chart.strip_upsert(flat);
+        }
         this.loadDepth();
-        this.refreshStrip(false);
       }
       this.hooks.draw();
     };

@@ -346,13 +346,39 @@ fn viewer_page_follows_a_processor_replay_across_a_viewer_restart() {
     b.goto(&v.url());
     let _processor = replay_5s_bars(&db, &out);
     let s = b.wait_state("bars forming", T, |s| {
-        s["bars"].as_u64() >= Some(8) && s["connection"] == "live"
+        s["bars"].as_u64() >= Some(8)
+            && s["connection"] == "live"
+            && s["mode"] == "store"
+            && s["historyBars"].is_u64()
+            && s["fetching"] != true
     });
+    assert_eq!(s["series"], "GEN/5s", "the store at the run's window");
+    // Live bars come as stream diffs: no file is fetched for them.
+    let fetched = |b: &Browser| {
+        b.exec(
+            "return performance.getEntriesByType('resource').filter(e => /\\/api\\/(ohlc|metrics|series\\/GEN\\/5s\\?)/.test(e.name)).map(e => e.name);",
+            json!([]),
+        )
+    };
+    let before = fetched(&b);
     let draws = s["draws"].as_u64().unwrap();
     let s2 = b.wait_state("more bars drawn", T, |x| {
         x["bars"].as_u64() >= Some(s["bars"].as_u64().unwrap() + 3)
     });
     assert!(s2["draws"].as_u64().unwrap() > draws);
+    assert!(s2["streamEvents"].as_u64() > s["streamEvents"].as_u64());
+    let after = fetched(&b);
+    let (before, after) = (before.as_array().unwrap(), after.as_array().unwrap());
+    assert_eq!(
+        after.len(),
+        before.len(),
+        "no whole-file or range refetch while following: {:?}",
+        &after[before.len().min(after.len())..]
+    );
+    assert!(
+        s2["freshnessMs"].as_f64().is_some_and(|ms| ms < 5_000.0),
+        "{s2}"
+    );
     let on_disk: Vec<OhlcRow> = ipc::read_json(&out.join(files::OHLC)).unwrap();
     assert!(
         s2["bars"].as_u64().unwrap() as usize <= on_disk.len(),
@@ -366,7 +392,7 @@ fn viewer_page_follows_a_processor_replay_across_a_viewer_restart() {
         .as_str()
         .unwrap()
         .to_string();
-    for part in ["GEN", "5s", "rows/s", "2024-01-01", "running"] {
+    for part in ["GEN", "5s", "rows/s", "2024-01-01", "running", "s old"] {
         assert!(header.contains(part), "header {header:?} lacks {part:?}");
     }
 

@@ -279,3 +279,85 @@ fn page_switches_timeframe_range_overlay_and_instrument_over_the_store() {
         .to_string();
     assert!(header.contains(OTHER), "{header}");
 }
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// `scripts/bench`: redraw times of the page over a whole-day store
+/// (`BENCH_STORE`, an `OUT` with 24 h of `1s` bars; a 3 h one is made
+/// when unset) at 1600×900, 1 s timeframe, from the whole run down to
+/// minutes: at each zoom level the page first fetches its range, then 30
+/// full redraws and 30 pans are timed.
+#[test]
+#[ignore = "benchmark: run by scripts/bench"]
+fn page_bench() {
+    let Some(b) = Browser::start(1600, 900) else {
+        return;
+    };
+    let dir = fast_tempdir();
+    let out = match std::env::var_os("BENCH_STORE") {
+        Some(p) => std::path::PathBuf::from(p),
+        None => {
+            let files = generate(dir.path(), 180);
+            let out = dir.path().join("out");
+            run_ok(&args(&files, &out, &[]));
+            out
+        }
+    };
+    let v = ViewerProcess::start(&out, 0);
+    b.goto(&v.url());
+    b.wait_state("the store shown", T, |s| {
+        s["mode"] == "store" && s["historyBars"].is_u64() && s["connection"] == "live"
+    });
+    click(&b, "[data-timeframe='1s']");
+    let s = b.wait_state("1s bars", T, |s| {
+        s["series"].as_str().is_some_and(|id| id.ends_with("/1s")) && s["historyBars"].is_u64()
+    });
+    let history = s["historyBars"].as_u64().unwrap();
+    click(&b, "[data-range='all']");
+    let mut all = Vec::new();
+    println!("page bench (1600x900, 1 s series of {history} bars, headless Chromium):");
+    for level in 0..7 {
+        // The range this view needs: drawn (two frames), asked for, held.
+        b.exec(
+            "window.__frames = 0; requestAnimationFrame(() => requestAnimationFrame(() => { window.__frames = 2; }));",
+            json!([]),
+        );
+        let s = b.wait_state("the view's range held", T, |s| {
+            b.exec("return window.__frames;", json!([])) == json!(2) && s["fetching"] != true
+        });
+        let times: Vec<f64> = serde_json::from_value(b.exec(
+            "const t = []; for (let i = 0; i < 30; i++) t.push(window.orderflowRedraw());
+             for (let i = 0; i < 30; i++) { window.dispatchEvent(new KeyboardEvent('keydown', {key: i % 2 ? 'ArrowRight' : 'ArrowLeft'})); t.push(window.orderflowRedraw()); }
+             return t;",
+            json!([]),
+        ))
+        .unwrap();
+        let mut sorted = times.clone();
+        sorted.sort_by(f64::total_cmp);
+        let span = s["visible"]["to"].as_f64().unwrap_or(0.0)
+            - s["visible"]["from"].as_f64().unwrap_or(0.0);
+        println!(
+            "  view {:8.0} s  drawn at {:6.0} ms  bars held {:5}  redraw median {:5.2} ms  p99 {:5.2} ms",
+            span / 1000.0,
+            s["windowMs"].as_f64().unwrap_or(0.0),
+            s["bars"],
+            pct(&sorted, 0.5),
+            pct(&sorted, 0.99)
+        );
+        all.extend(times);
+        // Zoom in ×0.3 (five key presses of 0.8) around the right edge.
+        keys(&b, "+", 5);
+    }
+    all.sort_by(f64::total_cmp);
+    println!(
+        "  all zoom levels: redraw median {:5.2} ms, p99 {:5.2} ms (n={}; target < 16)",
+        pct(&all, 0.5),
+        pct(&all, 0.99),
+        all.len()
+    );
+}
