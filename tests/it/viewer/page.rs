@@ -321,7 +321,7 @@ fn page_bench() {
     click(&b, "[data-range='all']");
     let mut all = Vec::new();
     println!("page bench (1600x900, 1 s series of {history} bars, headless Chromium):");
-    for level in 0..7 {
+    for _ in 0..7 {
         // The range this view needs: drawn (two frames), asked for, held.
         b.exec(
             "window.__frames = 0; requestAnimationFrame(() => requestAnimationFrame(() => { window.__frames = 2; }));",
