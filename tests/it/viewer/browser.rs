@@ -437,60 +437,6 @@ fn viewer_page_follows_a_processor_replay_across_a_viewer_restart() {
     }
 }
 
-/// Renders the page on a finished replay of generated data with the
-/// crosshair on a bar and saves it as `docs/screenshot.png`
-/// (`ORDERFLOW_SCREENSHOT_DPR=2` for a HiDPI check into the temp dir).
-#[test]
-#[ignore = "writes docs/screenshot.png; run by hand"]
-fn viewer_screenshot() {
-    let dpr: f64 = std::env::var("ORDERFLOW_SCREENSHOT_DPR")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1.0);
-    let Some(b) = Browser::start_scaled(1600, 900, dpr) else {
-        return;
-    };
-    let dir = crate::harness::fast_tempdir();
-    let db = dir.path().join("gen.db");
-    let day = orderflow::synth::day_start_ms(chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap());
-    let cfg = orderflow::synth::SynthConfig::new(day, 3 * 3_600_000);
-    orderflow::synth::write_file(&db, &cfg).unwrap();
-    let out = dir.path().join("out");
-    let run = crate::harness::replay("GEN", &db, &out, &["--window-seconds", "60"])
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let v = ViewerProcess::start(&out, 0);
-    b.goto(&v.url());
-    let s = b.wait_state("drawn", T, |s| {
-        s["bars"].as_u64() >= Some(150) && s["connection"] == "live"
-    });
-    let rows: Vec<OhlcRow> = ipc::read_json(&out.join(files::OHLC)).unwrap();
-    assert_eq!(s["bars"].as_u64(), Some(rows.len() as u64));
-    let ts = rows[rows.len() - 25].ts;
-    let x = b
-        .exec("return window.orderflowBarX(arguments[0]);", json!([ts]))
-        .as_f64()
-        .unwrap();
-    let y = b
-        .exec("return window.orderflowPriceY();", json!([]))
-        .as_f64()
-        .unwrap();
-    b.move_mouse(x, y + 70.0);
-    b.wait_state("hover", T, |s| s["hover"]["ts"].as_i64() == Some(ts));
-    let path = if dpr == 1.0 {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshot.png")
-    } else {
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join("viewer-hidpi.png")
-    };
-    b.screenshot(&path);
-    eprintln!("saved {}", path.display());
-}
-
 #[test]
 fn viewer_page_downsamples_when_bars_outnumber_pixels() {
     let Some(b) = Browser::start(700, 500) else {

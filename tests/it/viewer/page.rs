@@ -361,3 +361,45 @@ fn page_bench() {
         all.len()
     );
 }
+
+/// Renders the page over a finished two-instrument run (1 m bars, the
+/// other instrument overlaid, the crosshair on a bar) and saves it as
+/// `docs/screenshot.png` (`ORDERFLOW_SCREENSHOT_DPR=2` for a HiDPI check
+/// into the temp dir).
+#[test]
+#[ignore = "writes docs/screenshot.png; run by hand"]
+fn viewer_screenshot() {
+    let dpr: f64 = std::env::var("ORDERFLOW_SCREENSHOT_DPR")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1.0);
+    let Some(b) = Browser::start_scaled(1600, 900, dpr) else {
+        return;
+    };
+    let dir = fast_tempdir();
+    let files = generate(dir.path(), 240);
+    let out = dir.path().join("out");
+    run_ok(&args(&files, &out, &[]));
+    let v = ViewerProcess::start(&out, 0);
+    b.goto(&v.url());
+    b.wait_state("the store shown", T, |s| {
+        s["mode"] == "store" && s["historyBars"].is_u64() && s["connection"] == "live"
+    });
+    click(&b, "[data-timeframe='1m']");
+    click(&b, &format!("[data-overlay='{OTHER}']"));
+    let one = merged(&out, PRIMARY, 60_000);
+    b.wait_state("1m with the overlay", T, |s| {
+        s["series"] == format!("{PRIMARY}/1m")
+            && s["overlayBars"].as_u64() > Some(100)
+            && s["historyBars"].as_u64() == Some(one.windows as u64)
+    });
+    let bar = one.priced[one.priced.len() - 30];
+    hover(&b, bar[0]);
+    let path = if dpr == 1.0 {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshot.png")
+    } else {
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("viewer-hidpi.png")
+    };
+    b.screenshot(&path);
+    eprintln!("saved {}", path.display());
+}
