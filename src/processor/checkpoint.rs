@@ -21,7 +21,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// Format version; a checkpoint of another version is not resumed.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 /// What a checkpoint is valid for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +29,8 @@ pub struct Fingerprint {
     pub instrument: String,
     pub with: Vec<String>,
     pub timeframes: Vec<Timeframe>,
+    /// `--footprint-tick`, raw fixed-point.
+    pub footprint_tick: Option<i64>,
     pub start_date: String,
     pub end_date: String,
     pub window_seconds: u64,
@@ -69,6 +71,7 @@ impl Fingerprint {
             instrument: config.instrument.clone(),
             with: config.with.clone(),
             timeframes: config.timeframes.clone(),
+            footprint_tick: config.footprint_tick.map(crate::model::Fixed::raw),
             start_date: config.start.to_string(),
             end_date: config.end.to_string(),
             window_seconds: config.window_seconds,
@@ -165,6 +168,9 @@ pub struct Lane {
 impl Lane {
     /// Applies a book row to the instrument's engine and its series.
     pub fn apply_book(&mut self, ts: i64, bids: &[Level], asks: &[Level]) {
+        if let Some(v) = self.store.views_mut() {
+            v.before_row(ts, self.engine.book());
+        }
         let (obi, cvd) = self.engine.apply_book(ts, bids, asks);
         self.store.record(
             ts,
@@ -178,6 +184,10 @@ impl Lane {
 
     /// Applies a trade to the instrument's engine and its series.
     pub fn apply_trade(&mut self, ts: i64, t: &Trade) {
+        if let Some(v) = self.store.views_mut() {
+            v.before_row(ts, self.engine.book());
+            v.trade(ts, t.price, t.size, t.side);
+        }
         let (obi, cvd) = self.engine.apply_trade(ts, t.price, t.size, t.side);
         self.store.record(
             ts,
@@ -187,6 +197,14 @@ impl Lane {
                 cvd,
             },
         );
+    }
+
+    /// The heatmap's newest window from the book as it is now (before a
+    /// flush or at the end of the run).
+    pub fn snapshot_views(&mut self) {
+        if let Some(v) = self.store.views_mut() {
+            v.snapshot(self.engine.book());
+        }
     }
 
     /// Whether the current file is untouched so far.

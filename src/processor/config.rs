@@ -88,6 +88,10 @@ pub struct Job {
         help_heading = "Series store"
     )]
     pub timeframes: String,
+    /// Price bucket of the footprint (e.g. 0.5); default: the smallest
+    /// price step seen in each instrument's trades.
+    #[arg(long, value_name = "PRICE", help_heading = "Series store")]
+    pub footprint_tick: Option<String>,
 
     /// Replay speed: `max`, or a multiple of market time (e.g. 10).
     #[arg(
@@ -141,6 +145,9 @@ impl Job {
             opt("--with", w.clone().into());
         }
         opt("--timeframes", self.timeframes.clone().into());
+        if let Some(t) = &self.footprint_tick {
+            opt("--footprint-tick", t.clone().into());
+        }
         if !self.db.is_empty() {
             argv.push("--db".into());
             argv.extend(self.db.iter().map(|p| p.clone().into_os_string()));
@@ -212,6 +219,8 @@ pub struct Config {
     pub(crate) with: Vec<String>,
     /// Timeframes of the series store, shortest first.
     pub(crate) timeframes: Vec<Timeframe>,
+    /// Footprint price bucket; `None`: the smallest step seen.
+    pub(crate) footprint_tick: Option<crate::model::Fixed>,
     pub(crate) start: NaiveDate,
     pub(crate) end: NaiveDate,
     pub(crate) window_seconds: u64,
@@ -289,6 +298,8 @@ pub enum ConfigError {
     DuplicateInstrument(String),
     #[error("--timeframes: {0}")]
     Timeframes(#[from] TimeframeError),
+    #[error("--footprint-tick {0:?} is not a positive price")]
+    FootprintTick(String),
 }
 
 impl Args {
@@ -347,6 +358,13 @@ impl Job {
             }
         }
         let timeframes = Timeframe::parse_list(&job.timeframes)?;
+        let footprint_tick = match &job.footprint_tick {
+            None => None,
+            Some(t) => match crate::model::Fixed::parse(t.trim()) {
+                Some(f) if f.is_positive() => Some(f),
+                _ => return Err(ConfigError::FootprintTick(t.clone())),
+            },
+        };
         for (arg, v) in [
             ("window-seconds", job.window_seconds as usize),
             ("max-bars", job.max_bars),
@@ -375,6 +393,7 @@ impl Job {
             instrument: job.instrument.clone(),
             with: job.with.clone(),
             timeframes,
+            footprint_tick,
             start,
             end,
             window_seconds: job.window_seconds,

@@ -79,6 +79,11 @@ pub enum ProcessorError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot read back the heatmap of the run to resume in {path}: {source}; run with --fresh to start over")]
+    RestoreViews {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// How a run ended.
@@ -263,6 +268,16 @@ impl Processor {
         let mut st = st.unwrap_or_else(fresh);
         for lane in &mut st.lanes {
             lane.store.touch();
+            if resumed {
+                if let Some(v) = lane.store.views_mut() {
+                    v.restore_heatmap(&config.out).map_err(|source| {
+                        ProcessorError::RestoreViews {
+                            path: config.out.join(store::format::DIR),
+                            source,
+                        }
+                    })?;
+                }
+            }
         }
         let label = format!("{} {}s", config.instrument, config.window_seconds);
         let lanes = st.lanes.len();
@@ -330,6 +345,7 @@ impl Processor {
             if done {
                 self.st.finished = true;
                 for lane in &mut self.st.lanes {
+                    lane.snapshot_views();
                     lane.store.seal_all();
                 }
                 self.dirty.store = true;
@@ -712,7 +728,12 @@ fn new_lanes(config: &Config) -> Vec<(Engine, InstrumentRecorder)> {
                 obi_levels: config.obi_levels,
                 max_bars: if i == 0 { config.max_bars } else { 1 },
             });
-            (engine, InstrumentRecorder::new(name, &config.timeframes))
+            let store = InstrumentRecorder::new(name, &config.timeframes).with_views(
+                config.window_ms(),
+                config.depth_levels,
+                config.footprint_tick,
+            );
+            (engine, store)
         })
         .collect()
 }

@@ -61,6 +61,9 @@ impl Processor {
     /// replaces the old store on a fresh start, makes the directories the
     /// batch writes into.
     pub(super) fn prepare_flush(&mut self) -> Result<(), ProcessorError> {
+        for lane in &mut self.st.lanes {
+            lane.snapshot_views();
+        }
         if let Some(ts) = self.market_ms() {
             for lane in &mut self.st.lanes {
                 lane.store.seal_through(ts);
@@ -98,6 +101,14 @@ impl Processor {
     /// from the same state, in the order they must reach the disk.
     pub(super) fn batch(&self, state: RunState, message: Option<String>) -> Batch<'_> {
         let mut batch = Batch::new();
+        let now = ipc::now_ms();
+        // Heatmap segments first: the checkpoint does not hold their bars,
+        // a resumed run reads them back (crate::store::views).
+        for l in &self.st.lanes {
+            for write in l.store.heatmap_writes() {
+                self.push_segment(&mut batch, write, now);
+            }
+        }
         if self.config.checkpoint() {
             batch.push((files::CHECKPOINT.into(), json(&self.st)));
         }
@@ -122,14 +133,9 @@ impl Processor {
                 json(depth(engine, self.config.depth_levels)),
             ));
         }
-        let now = ipc::now_ms();
         for (lane, l) in self.st.lanes.iter().enumerate() {
             for write in l.store.writes() {
-                let rel = write.dir.join(&write.name);
-                if write.sealed && self.resumed && sealed_on_disk(&self.config.out.join(&rel)) {
-                    continue;
-                }
-                batch.push((rel, Box::new(move |w| write.write(w, now))));
+                self.push_segment(&mut batch, write, now);
             }
             if self.dirty.lane_depth[lane] {
                 let dir = store::format::instrument_dir(l.store.instrument());
@@ -148,6 +154,12 @@ impl Processor {
                     .iter()
                     .flat_map(|l| l.store.index_entries())
                     .collect(),
+                views: self
+                    .st
+                    .lanes
+                    .iter()
+                    .flat_map(|l| l.store.view_entries())
+                    .collect(),
             };
             batch.push((
                 PathBuf::from(store::format::DIR).join(store::format::INDEX),
@@ -156,6 +168,16 @@ impl Processor {
         }
         batch.push((files::STATUS.into(), json(self.status(state, message))));
         batch
+    }
+
+    /// A segment file into the batch; a resumed run never rewrites one
+    /// sealed on disk.
+    fn push_segment<'a>(&self, batch: &mut Batch<'a>, write: store::SegmentWrite<'a>, now: i64) {
+        let rel = write.dir.join(&write.name);
+        if write.sealed && self.resumed && sealed_on_disk(&self.config.out.join(&rel)) {
+            return;
+        }
+        batch.push((rel, Box::new(move |w| write.write(w, now))));
     }
 
     /// Whether the data files still show more than this run has reached

@@ -49,21 +49,28 @@ pub fn segment_name(start_ms: i64) -> String {
 }
 
 /// A segment as written: bars serialised in their public form as they are
-/// read from the slice (no converted copy).
+/// read from the state (no converted copy). `tick` only in footprint
+/// segments.
 #[derive(Serialize)]
-pub struct SegmentOut<'a> {
+pub struct SegmentOut<'a, B: Serialize> {
     pub series: &'a str,
     pub window_ms: i64,
     pub start_ms: i64,
     pub end_ms: i64,
     pub sealed: bool,
     pub written_ms: i64,
-    #[serde(serialize_with = "file_bars")]
-    pub bars: &'a [SeriesBar],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tick: Option<Option<f64>>,
+    pub bars: B,
 }
 
-fn file_bars<S: Serializer>(bars: &&[SeriesBar], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(bars.iter().map(|b| FileBar(*b)))
+/// 14-column bars in their public form.
+pub struct FileBars<'a>(pub &'a [SeriesBar]);
+
+impl Serialize for FileBars<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|b| FileBar(*b)))
+    }
 }
 
 /// A segment as read.
@@ -93,6 +100,9 @@ pub struct SegmentHeader {
 pub struct Index {
     pub updated_ms: i64,
     pub series: Vec<IndexEntry>,
+    /// Footprint and heatmap of each instrument.
+    #[serde(default)]
+    pub views: Vec<super::views::ViewEntry>,
 }
 
 /// One series in the index.

@@ -9,7 +9,9 @@
 //! - [`timeframe`]: window lengths (`1s`, `5m`, `1d`) and their names;
 //! - [`bar`]: the 14-column bar, exact, and exact merging into longer windows;
 //! - [`format`](mod@format): paths, the segment object, the index;
+//! - [`segments`]: which segment is open, sealed, changed, for any bar;
 //! - [`recorder`]: the processor's side, building segments row by row;
+//! - [`views`]: the footprint and heatmap of every window, recorded beside;
 //! - [`reader`]: the viewer's side, a bounded cache of segments and range
 //!   queries at any multiple of a stored timeframe, merged exactly.
 //!
@@ -20,7 +22,9 @@ pub mod bar;
 pub mod format;
 pub mod reader;
 pub mod recorder;
+pub mod segments;
 pub mod timeframe;
+pub mod views;
 
 pub use bar::{merge_into, FileBar, Sample, SeriesBar};
 pub use format::{Index, IndexEntry, SegmentFile, SegmentHeader};

@@ -519,6 +519,7 @@ mod tests {
         let index = Index {
             updated_ms: 1,
             series: r.index_entries().collect(),
+            views: Vec::new(),
         };
         std::fs::write(
             dir.join("series/index.json"),

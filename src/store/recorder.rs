@@ -14,47 +14,36 @@
 //! out of the store and counted (`late_rows`).
 
 use super::bar::{Sample, SeriesBar};
-use super::format::{self, IndexEntry, SegmentOut, SEGMENT_WINDOWS};
+use super::format::{self, FileBars, IndexEntry, SegmentOut, SEGMENT_WINDOWS};
+use super::segments::{Segments, Windowed};
 use super::timeframe::Timeframe;
+use super::views::{FootBar, FootFile, HeatBar, HeatFile, ViewEntry, ViewsRecorder};
+use crate::model::Fixed;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::PathBuf;
 
-/// The bars of one segment, oldest first.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Segment {
-    pub start_ms: i64,
-    pub bars: Vec<SeriesBar>,
+/// The bars of one segment of a 14-column series.
+pub type Segment = super::segments::Segment<SeriesBar>;
+
+impl Windowed for SeriesBar {
+    fn ts(&self) -> i64 {
+        self.ts
+    }
 }
 
 /// One series (instrument × timeframe) being recorded.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SeriesRecorder {
     timeframe: Timeframe,
-    open: Option<Segment>,
-    /// Sealed since the last flush, not yet handed to the writer.
-    sealed: Vec<Segment>,
-    /// The open segment changed since it was last handed to the writer.
-    changed: bool,
-    first_ts: Option<i64>,
-    last_ts: Option<i64>,
-    bars: u64,
-    segments: Vec<i64>,
-    late_rows: u64,
+    segments: Segments<SeriesBar>,
 }
 
 impl SeriesRecorder {
     pub fn new(timeframe: Timeframe) -> SeriesRecorder {
         SeriesRecorder {
             timeframe,
-            open: None,
-            sealed: Vec::new(),
-            changed: false,
-            first_ts: None,
-            last_ts: None,
-            bars: 0,
-            segments: Vec::new(),
-            late_rows: 0,
+            segments: Segments::new(timeframe.ms()),
         }
     }
 
@@ -64,97 +53,54 @@ impl SeriesRecorder {
 
     /// Rows left out because their segment was already sealed.
     pub fn late_rows(&self) -> u64 {
-        self.late_rows
+        self.segments.late_rows()
     }
 
     /// Adds one row's sample at market time `ts`.
     pub fn record(&mut self, ts: i64, s: &Sample) {
-        let w = self.timeframe.ms();
-        let window = ts.div_euclid(w) * w;
-        let start = format::segment_start(ts, w);
-        let newest = self.segments.last().copied();
-        let is_open = self.open.as_ref().is_some_and(|seg| seg.start_ms == start);
-        if !is_open {
-            if newest.is_some_and(|n| start <= n) {
-                // Its segment is sealed (or older still).
-                self.late_rows += 1;
-                return;
-            }
-            if let Some(done) = self.open.take() {
-                self.sealed.push(done);
-            }
-            self.open = Some(Segment {
-                start_ms: start,
-                bars: Vec::with_capacity(SEGMENT_WINDOWS as usize),
-            });
-            self.segments.push(start);
-        }
-        let Some(seg) = self.open.as_mut() else {
-            return;
-        };
-        self.changed = true;
-        match seg.bars.last_mut() {
-            Some(last) if last.ts == window => return last.add(s),
-            Some(last) if last.ts > window => {
-                // Earlier window of the same segment (a file going back in
-                // time): update or insert in order.
-                match seg.bars.binary_search_by_key(&window, |b| b.ts) {
-                    Ok(i) => seg.bars[i].add(s),
-                    Err(i) => {
-                        seg.bars.insert(i, SeriesBar::new(window, s));
-                        self.bars += 1;
-                        self.first_ts = Some(self.first_ts.map_or(window, |f| f.min(window)));
-                    }
-                }
-                return;
-            }
-            _ => {}
-        }
-        seg.bars.push(SeriesBar::new(window, s));
-        self.bars += 1;
-        self.first_ts.get_or_insert(window);
-        self.last_ts = Some(window);
-    }
-
-    /// End (exclusive) of the segment starting at `start_ms`.
-    fn end_of(&self, start_ms: i64) -> i64 {
-        start_ms + self.timeframe.ms() * SEGMENT_WINDOWS
+        self.segments
+            .upsert(ts, |window| SeriesBar::new(window, s), |bar| bar.add(s));
     }
 
     /// Seals the open segment if market time `ts` has reached its end.
     pub fn seal_through(&mut self, ts: i64) {
-        if let Some(seg) = &self.open {
-            if ts >= self.end_of(seg.start_ms) {
-                self.seal_all();
-            }
-        }
+        self.segments.seal_through(ts);
     }
 
     /// Seals the open segment (the run finished).
     pub fn seal_all(&mut self) {
-        if let Some(seg) = self.open.take() {
-            self.sealed.push(seg);
-        }
+        self.segments.seal_all();
     }
 
     /// Marks everything as to be written again (the run went back to an
     /// earlier state, or resumed).
     pub fn touch(&mut self) {
-        self.changed = self.open.is_some();
+        self.segments.touch();
     }
 
     pub fn index_entry(&self, instrument: &str) -> IndexEntry {
+        let s = &self.segments;
         IndexEntry {
             id: format::series_id(instrument, self.timeframe),
             instrument: instrument.to_string(),
             timeframe: self.timeframe,
             window_ms: self.timeframe.ms(),
-            first_ts: self.first_ts,
-            last_ts: self.last_ts,
-            bars: self.bars,
-            segments: self.segments.clone(),
+            first_ts: s.first_ts(),
+            last_ts: s.last_ts(),
+            bars: s.bars(),
+            segments: s.segments().to_vec(),
         }
     }
+}
+
+/// What a segment file holds.
+pub enum Body<'a> {
+    /// 14-column bars.
+    Series(&'a Segment),
+    /// Footprint bars, on price buckets of `tick`.
+    Footprint(&'a super::segments::Segment<FootBar>, Option<f64>),
+    /// Heatmap bars.
+    Heatmap(&'a super::segments::Segment<HeatBar>),
 }
 
 /// A segment file to write at a flush.
@@ -164,14 +110,46 @@ pub struct SegmentWrite<'a> {
     pub name: String,
     pub series: String,
     pub window_ms: i64,
-    pub segment: &'a Segment,
+    pub body: Body<'a>,
     pub sealed: bool,
 }
 
 impl SegmentWrite<'_> {
+    /// The segment's first window.
+    pub fn start_ms(&self) -> i64 {
+        match &self.body {
+            Body::Series(s) => s.start_ms,
+            Body::Footprint(s, _) => s.start_ms,
+            Body::Heatmap(s) => s.start_ms,
+        }
+    }
+
+    /// Bars it holds.
+    pub fn bars(&self) -> usize {
+        match &self.body {
+            Body::Series(s) => s.bars.len(),
+            Body::Footprint(s, _) => s.bars.len(),
+            Body::Heatmap(s) => s.bars.len(),
+        }
+    }
+
     /// Writes the segment's JSON, stamped `written_ms`.
     pub fn write(&self, w: &mut dyn Write, written_ms: i64) -> std::io::Result<()> {
-        let start = self.segment.start_ms;
+        match &self.body {
+            Body::Series(s) => self.put(w, written_ms, FileBars(&s.bars), None),
+            Body::Footprint(s, tick) => self.put(w, written_ms, FootFile(&s.bars), Some(*tick)),
+            Body::Heatmap(s) => self.put(w, written_ms, HeatFile(&s.bars), None),
+        }
+    }
+
+    fn put<B: serde::Serialize>(
+        &self,
+        w: &mut dyn Write,
+        written_ms: i64,
+        bars: B,
+        tick: Option<Option<f64>>,
+    ) -> std::io::Result<()> {
+        let start = self.start_ms();
         let out = SegmentOut {
             series: &self.series,
             window_ms: self.window_ms,
@@ -179,7 +157,8 @@ impl SegmentWrite<'_> {
             end_ms: start + self.window_ms * SEGMENT_WINDOWS,
             sealed: self.sealed,
             written_ms,
-            bars: &self.segment.bars,
+            tick,
+            bars,
         };
         serde_json::to_writer(w, &out).map_err(std::io::Error::other)
     }
@@ -190,6 +169,9 @@ impl SegmentWrite<'_> {
 pub struct InstrumentRecorder {
     instrument: String,
     series: Vec<SeriesRecorder>,
+    /// Footprint and heatmap at the run's window, when recorded.
+    #[serde(default)]
+    views: Option<ViewsRecorder>,
 }
 
 impl InstrumentRecorder {
@@ -200,7 +182,31 @@ impl InstrumentRecorder {
                 .iter()
                 .map(|&tf| SeriesRecorder::new(tf))
                 .collect(),
+            views: None,
         }
+    }
+
+    /// Records the footprint and heatmap too, at windows of `window_ms`
+    /// (the book's best `depth_levels` per side; footprint buckets of
+    /// `tick`, or the smallest price step seen).
+    pub fn with_views(
+        mut self,
+        window_ms: i64,
+        depth_levels: usize,
+        tick: Option<Fixed>,
+    ) -> InstrumentRecorder {
+        self.views = Some(ViewsRecorder::new(
+            &self.instrument,
+            window_ms,
+            depth_levels,
+            tick,
+        ));
+        self
+    }
+
+    /// The footprint and heatmap recorder, when there is one.
+    pub fn views_mut(&mut self) -> Option<&mut ViewsRecorder> {
+        self.views.as_mut()
     }
 
     pub fn instrument(&self) -> &str {
@@ -223,6 +229,9 @@ impl InstrumentRecorder {
         for series in &mut self.series {
             series.seal_through(ts);
         }
+        if let Some(v) = &mut self.views {
+            v.seal_through(ts);
+        }
     }
 
     /// Seals every open segment (the run finished).
@@ -230,24 +239,55 @@ impl InstrumentRecorder {
         for series in &mut self.series {
             series.seal_all();
         }
+        if let Some(v) = &mut self.views {
+            v.seal_all();
+        }
     }
 
     pub fn touch(&mut self) {
         for series in &mut self.series {
             series.touch();
         }
+        if let Some(v) = &mut self.views {
+            v.touch();
+        }
     }
 
     /// The directories its segments go in, relative to `OUT`.
     pub fn dirs(&self) -> impl Iterator<Item = PathBuf> + '_ {
+        let views = self.views.iter().flat_map(|v| v.dirs());
         self.series
             .iter()
             .map(|s| format::series_dir(&self.instrument, s.timeframe))
+            .chain(views)
     }
 
     /// Segments sealed and not yet handed to the writer.
     pub fn sealed_waiting(&self) -> usize {
-        self.series.iter().map(|s| s.sealed.len()).sum()
+        let views = self.views.as_ref().map_or(0, ViewsRecorder::sealed_waiting);
+        self.series
+            .iter()
+            .map(|s| s.segments.sealed_waiting())
+            .sum::<usize>()
+            + views
+    }
+
+    /// The heatmap segments to write now: they go before the checkpoint,
+    /// which does not hold their bars (see [`super::views`]).
+    pub fn heatmap_writes(&self) -> Vec<SegmentWrite<'_>> {
+        let Some(v) = &self.views else {
+            return Vec::new();
+        };
+        v.heatmap_writes()
+            .map(|(segment, sealed)| SegmentWrite {
+                dir: super::views::view_dir(&self.instrument, super::views::HEATMAP),
+                name: format::segment_name(segment.start_ms),
+                series: format!("{}/{}", self.instrument, super::views::HEATMAP),
+                window_ms: v.window_ms(),
+                body: Body::Heatmap(segment),
+                sealed,
+            })
+            .collect()
     }
 
     /// The segment files to write now: the newly sealed ones, oldest
@@ -255,15 +295,25 @@ impl InstrumentRecorder {
     pub fn writes(&self) -> Vec<SegmentWrite<'_>> {
         let mut out = Vec::new();
         for s in &self.series {
-            let sealed = s.sealed.iter().map(|seg| (seg, true));
-            let open = s.open.iter().filter(|_| s.changed).map(|seg| (seg, false));
-            for (segment, sealed) in sealed.chain(open) {
+            for (segment, sealed) in s.segments.to_write() {
                 out.push(SegmentWrite {
                     dir: format::series_dir(&self.instrument, s.timeframe),
                     name: format::segment_name(segment.start_ms),
                     series: format::series_id(&self.instrument, s.timeframe),
                     window_ms: s.timeframe.ms(),
-                    segment,
+                    body: Body::Series(segment),
+                    sealed,
+                });
+            }
+        }
+        if let Some(v) = &self.views {
+            for (segment, sealed) in v.footprint_writes() {
+                out.push(SegmentWrite {
+                    dir: super::views::view_dir(&self.instrument, super::views::FOOTPRINT),
+                    name: format::segment_name(segment.start_ms),
+                    series: format!("{}/{}", self.instrument, super::views::FOOTPRINT),
+                    window_ms: v.window_ms(),
+                    body: Body::Footprint(segment, v.tick()),
                     sealed,
                 });
             }
@@ -274,8 +324,10 @@ impl InstrumentRecorder {
     /// The writer has everything [`InstrumentRecorder::writes`] returned.
     pub fn handed(&mut self) {
         for s in &mut self.series {
-            s.sealed.clear();
-            s.changed = false;
+            s.segments.handed();
+        }
+        if let Some(v) = &mut self.views {
+            v.handed();
         }
     }
 
@@ -283,13 +335,20 @@ impl InstrumentRecorder {
         self.series.iter().map(|s| s.index_entry(&self.instrument))
     }
 
+    /// The footprint and heatmap in the index.
+    pub fn view_entries(&self) -> impl Iterator<Item = ViewEntry> + '_ {
+        self.views.iter().flat_map(|v| v.index_entries())
+    }
+
     /// Rows left out of the store because their segment was sealed.
     pub fn late_rows(&self) -> u64 {
+        let views = self.views.as_ref().map_or(0, ViewsRecorder::late_rows);
         self.series
             .iter()
             .map(SeriesRecorder::late_rows)
             .max()
             .unwrap_or(0)
+            .max(views)
     }
 }
 
@@ -321,7 +380,7 @@ mod tests {
         let w = r.writes();
         assert_eq!(
             w.iter()
-                .map(|w| (w.name.as_str(), w.sealed, w.segment.bars.len()))
+                .map(|w| (w.name.as_str(), w.sealed, w.bars()))
                 .collect::<Vec<_>>(),
             [("0.json", true, 2), ("1000000.json", false, 1)]
         );

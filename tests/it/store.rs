@@ -166,7 +166,16 @@ pub struct Reference {
     /// Per timeframe label: bars oldest first.
     pub bars: HashMap<&'static str, Vec<RefBar>>,
     book: RefBook,
+    /// Per window of [`VIEW_MS`] with trades: `[price, buy, sell]` by price
+    /// (raw), buy and sell trades only.
+    pub footprint: Vec<(i64, BTreeMap<i64, (i64, i64)>)>,
+    /// Per window of [`VIEW_MS`] with rows: the best 50 levels per side
+    /// after its last row.
+    pub heatmap: Vec<Value>,
 }
+
+/// The run's window in [`args`]: footprint and heatmap are at it.
+pub const VIEW_MS: i64 = 10_000;
 
 /// Replays one capture file: book and trades by `(timestamp, id)`, book
 /// first on equal timestamps.
@@ -211,7 +220,20 @@ pub fn reference(db: &Path) -> Reference {
     let mut book = RefBook::default();
     let mut cvd = 0i64;
     let mut bars: HashMap<&'static str, Vec<RefBar>> = HashMap::new();
+    let mut footprint: Vec<(i64, BTreeMap<i64, (i64, i64)>)> = Vec::new();
+    let mut heatmap: Vec<Value> = Vec::new();
+    let mut view_window: Option<i64> = None;
+    let heat = |book: &RefBook, w: i64| {
+        json!([w, best(&book.bids, true, 50), best(&book.asks, false, 50)])
+    };
     for (ts, kind, _, payload) in rows {
+        let window = ts.div_euclid(VIEW_MS) * VIEW_MS;
+        if view_window != Some(window) {
+            if let Some(w) = view_window {
+                heatmap.push(heat(&book, w));
+            }
+            view_window = Some(window);
+        }
         let mut trade = None;
         if kind == 0 {
             RefBook::apply(&mut book.bids, levels(payload[0].as_str().unwrap()));
@@ -221,10 +243,22 @@ pub fn reference(db: &Path) -> Reference {
                 Fixed::from_f64(payload[0].as_f64().unwrap()).unwrap().raw(),
                 Fixed::from_f64(payload[1].as_f64().unwrap()).unwrap().raw(),
             );
-            match payload[2].as_str().unwrap() {
+            let side = payload[2].as_str().unwrap();
+            match side {
                 "buy" => cvd += s,
                 "sell" => cvd -= s,
                 _ => {}
+            }
+            if side == "buy" || side == "sell" {
+                if footprint.last().is_none_or(|f| f.0 != window) {
+                    footprint.push((window, BTreeMap::new()));
+                }
+                let at = footprint.last_mut().unwrap().1.entry(p).or_default();
+                if side == "buy" {
+                    at.0 += s;
+                } else {
+                    at.1 += s;
+                }
             }
             trade = Some((p, s));
         }
@@ -253,7 +287,43 @@ pub fn reference(db: &Path) -> Reference {
             bar.cvd = [bar.cvd[0], bar.cvd[1].max(cvd), bar.cvd[2].min(cvd), cvd];
         }
     }
-    Reference { bars, book }
+    if let Some(w) = view_window {
+        heatmap.push(heat(&book, w));
+    }
+    Reference {
+        bars,
+        book,
+        footprint,
+        heatmap,
+    }
+}
+
+/// Every bar of an instrument's footprint or heatmap, read segment by
+/// segment as the index lists them, with each segment's tick.
+pub fn stored_view(out: &Path, instrument: &str, view: &str) -> (Vec<Value>, Vec<Value>) {
+    let index = json(&out.join("series/index.json"));
+    let id = format!("{instrument}/{view}");
+    let entry = index["views"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == id)
+        .unwrap_or_else(|| panic!("{id} is not in the index: {index}"))
+        .clone();
+    assert_eq!(entry["window_ms"], VIEW_MS);
+    let (mut bars, mut ticks) = (Vec::new(), Vec::new());
+    for start in entry["segments"].as_array().unwrap() {
+        let start = start.as_i64().unwrap();
+        let seg = json(&out.join(format!("series/{instrument}/{view}/{start}.json")));
+        assert_eq!(seg["series"], id.as_str());
+        assert_eq!(seg["start_ms"], start);
+        assert_eq!(seg["end_ms"], start + 1000 * VIEW_MS);
+        assert_eq!(seg["sealed"], true);
+        ticks.push(seg["tick"].clone());
+        bars.extend(seg["bars"].as_array().unwrap().iter().cloned());
+    }
+    assert_eq!(entry["bars"].as_u64(), Some(bars.len() as u64));
+    (bars, ticks)
 }
 
 /// Every bar of a series, read segment by segment as the index lists them,
@@ -456,6 +526,115 @@ fn sealed_segments(out: &Path, seen: &mut HashMap<PathBuf, Vec<u8>>) -> usize {
         }
     }
     checked
+}
+
+#[test]
+fn footprint_and_heatmap_match_an_independent_replay() {
+    let dir = fast_tempdir();
+    let files = generate(dir.path(), 25);
+    let out = dir.path().join("out");
+    run_ok(&args(&files, &out, &[]));
+    let f = |r: i64| r as f64 / 1e8;
+    for (instrument, db) in [(PRIMARY, &files.0), (OTHER, &files.1)] {
+        let r = reference(db);
+        // Footprint: traded volume by price and side in every window.
+        let (got, ticks) = stored_view(&out, instrument, "footprint");
+        let want: Vec<Value> = r
+            .footprint
+            .iter()
+            .map(|(ts, levels)| {
+                let l: Vec<Value> = levels
+                    .iter()
+                    .map(|(&p, &(b, s))| json!([f(p), f(b), f(s)]))
+                    .collect();
+                json!([ts, l])
+            })
+            .collect();
+        assert_eq!(got.len(), want.len(), "{instrument}: footprint bars");
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g, w, "{instrument} footprint");
+        }
+        // The default tick: the finest step of the prices traded.
+        let step = r
+            .footprint
+            .iter()
+            .flat_map(|(_, l)| l.keys())
+            .fold(0i64, |g, &p| gcd(g, p));
+        assert_eq!(ticks.last(), Some(&json!(f(step))), "{instrument} tick");
+        // Heatmap: the book's best 50 per side after each window.
+        let (got, _) = stored_view(&out, instrument, "heatmap");
+        assert_eq!(got.len(), r.heatmap.len(), "{instrument}: heatmap bars");
+        for (g, w) in got.iter().zip(&r.heatmap) {
+            assert_eq!(g, w, "{instrument} heatmap");
+        }
+    }
+    // Buy − sell of each footprint bar is that window's CVD change.
+    let metrics: Vec<Value> = serde_json::from_value(json(&out.join("metrics_data.json"))).unwrap();
+    let (foot, _) = stored_view(&out, PRIMARY, "footprint");
+    let mut prev_cvd = 0.0;
+    let mut checked = 0;
+    for m in &metrics {
+        let ts = m[0].as_i64().unwrap();
+        let cvd = m[8].as_f64().unwrap();
+        let delta: f64 = foot.iter().find(|b| b[0] == ts).map_or(0.0, |b| {
+            b[1].as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l[1].as_f64().unwrap() - l[2].as_f64().unwrap())
+                .sum()
+        });
+        assert!(
+            (delta - (cvd - prev_cvd)).abs() < 1e-6,
+            "window {ts}: footprint buy − sell {delta}, CVD change {}",
+            cvd - prev_cvd
+        );
+        prev_cvd = cvd;
+        checked += 1;
+    }
+    assert!(checked > 100, "{checked} windows");
+}
+
+fn gcd(a: i64, b: i64) -> i64 {
+    if b == 0 {
+        a.abs()
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+#[test]
+fn a_footprint_tick_buckets_prices_and_bad_ones_are_refused() {
+    let dir = fast_tempdir();
+    let files = generate(dir.path(), 5);
+    let out = dir.path().join("out");
+    run_ok(&args(&files, &out, &["--footprint-tick", "0.5"]));
+    let r = reference(&files.0);
+    let (got, ticks) = stored_view(&out, PRIMARY, "footprint");
+    assert!(ticks.iter().all(|t| t == &json!(0.5)));
+    let half = 50_000_000;
+    for ((ts, levels), g) in r.footprint.iter().zip(&got) {
+        let mut bucketed: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+        for (&p, &(b, s)) in levels {
+            let e = bucketed.entry(p.div_euclid(half) * half).or_default();
+            e.0 += b;
+            e.1 += s;
+        }
+        let want: Vec<Value> = bucketed
+            .iter()
+            .map(|(&p, &(b, s))| json!([p as f64 / 1e8, b as f64 / 1e8, s as f64 / 1e8]))
+            .collect();
+        assert_eq!(g, &json!([ts, want]));
+    }
+    for bad in ["0", "-1", "abc"] {
+        let arg = format!("--footprint-tick={bad}");
+        let a = args(&files, &dir.path().join("bad"), &[&arg]);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        let run = processor(&a);
+        assert_eq!(run.status.code(), Some(1), "--footprint-tick {bad}");
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(err.contains("--footprint-tick"), "{err}");
+        assert!(!dir.path().join("bad").join("series").exists());
+    }
 }
 
 #[test]

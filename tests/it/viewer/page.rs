@@ -141,9 +141,9 @@ fn page_switches_timeframe_range_overlay_and_instrument_over_the_store() {
     let s = b.wait_state("5m bars", T, |s| {
         s["series"] == format!("{PRIMARY}/5m")
             && s["historyBars"].as_u64() == Some(five.windows as u64)
+            && s["bars"].as_u64() == Some(five.priced.len() as u64)
     });
     assert_eq!(s["windowMs"], 300_000.0);
-    assert_eq!(s["bars"].as_u64(), Some(five.priced.len() as u64));
     for bar in [five.priced[3], five.priced[five.priced.len() - 2]] {
         assert!(close(&hover(&b, bar[0]), &bar), "5m bar {bar:?}");
     }

@@ -528,6 +528,7 @@ fn series_bench() {
         let index = orderflow::store::Index {
             updated_ms: 0,
             series: r.index_entries().collect(),
+            views: Vec::new(),
         };
         orderflow::ipc::write_atomic(
             &live.join("series"),
