@@ -113,10 +113,13 @@ impl Serialize for HeatFile<'_> {
     }
 }
 
+/// A heatmap bar as read back: `[ts, bids, asks]`.
+type HeatRow = (i64, Vec<[f64; 2]>, Vec<[f64; 2]>);
+
 /// Heatmap bars as read back from a segment file.
 #[derive(Deserialize)]
 struct HeatFileIn {
-    bars: Vec<(i64, Vec<[f64; 2]>, Vec<[f64; 2]>)>,
+    bars: Vec<HeatRow>,
 }
 
 /// `series/<INSTRUMENT>/<VIEW>`, relative to `OUT`.
