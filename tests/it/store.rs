@@ -168,11 +168,14 @@ pub struct Reference {
     book: RefBook,
     /// Per window of [`VIEW_MS`] with trades: `[price, buy, sell]` by price
     /// (raw), buy and sell trades only.
-    pub footprint: Vec<(i64, BTreeMap<i64, (i64, i64)>)>,
+    pub footprint: Vec<(i64, RefFoot)>,
     /// Per window of [`VIEW_MS`] with rows: the best 50 levels per side
     /// after its last row.
     pub heatmap: Vec<Value>,
 }
+
+/// One window's footprint: `(buy, sell)` by price, raw.
+pub type RefFoot = BTreeMap<i64, (i64, i64)>;
 
 /// The run's window in [`args`]: footprint and heatmap are at it.
 pub const VIEW_MS: i64 = 10_000;
@@ -220,7 +223,7 @@ pub fn reference(db: &Path) -> Reference {
     let mut book = RefBook::default();
     let mut cvd = 0i64;
     let mut bars: HashMap<&'static str, Vec<RefBar>> = HashMap::new();
-    let mut footprint: Vec<(i64, BTreeMap<i64, (i64, i64)>)> = Vec::new();
+    let mut footprint: Vec<(i64, RefFoot)> = Vec::new();
     let mut heatmap: Vec<Value> = Vec::new();
     let mut view_window: Option<i64> = None;
     let heat = |book: &RefBook, w: i64| {
