@@ -28,6 +28,30 @@ pub const DEFAULT_CACHE_BARS: usize = 400_000;
 /// The most bars one answer may hold.
 pub const MAX_BARS: usize = 100_000;
 
+/// The most footprint or heatmap bars one answer may hold (a heatmap bar
+/// is the book's best levels: a hundred numbers pairs or so).
+pub const MAX_VIEW_BARS: usize = 20_000;
+
+/// A range of a footprint or heatmap (`GET /api/series/<I>/footprint`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ViewAnswer {
+    /// `INSTRUMENT/VIEW`.
+    pub series: String,
+    pub window_ms: i64,
+    /// The footprint's price bucket (of the newest segment read).
+    pub tick: Option<f64>,
+    /// The bars as stored (docs/formats.md, "Footprint and heatmap").
+    pub bars: Vec<serde_json::Value>,
+}
+
+/// A footprint or heatmap segment as read.
+#[derive(serde::Deserialize)]
+struct ViewFile {
+    #[serde(default)]
+    tick: Option<f64>,
+    bars: Vec<serde_json::Value>,
+}
+
 /// A store file that cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -450,6 +474,65 @@ impl StoreReader {
             bars,
             total: n,
         })
+    }
+
+    /// The bars of `instrument`'s `view` (`footprint` or `heatmap`) with
+    /// `from ≤ ts < to`, read from its segments (no merging).
+    pub fn view(
+        &self,
+        instrument: &str,
+        view: &str,
+        from: Option<i64>,
+        to: Option<i64>,
+    ) -> Result<ViewAnswer, QueryError> {
+        let id = format!("{instrument}/{view}");
+        if let (Some(f), Some(t)) = (from, to) {
+            if t < f {
+                return Err(QueryError::Bad(format!("to ({t}) is before from ({f})")));
+            }
+        }
+        let index = self.index()?.ok_or_else(|| {
+            QueryError::Unknown(format!("unknown series {id}: there is no series store yet"))
+        })?;
+        let entry = index
+            .views
+            .iter()
+            .find(|e| e.instrument == instrument && e.view == view)
+            .ok_or_else(|| {
+                QueryError::Unknown(format!(
+                    "unknown series {id}: the store has no {view} of {instrument}"
+                ))
+            })?;
+        let (from, to) = (from.unwrap_or(i64::MIN / 4), to.unwrap_or(i64::MAX / 4));
+        let span = entry.window_ms * SEGMENT_WINDOWS;
+        let dir = self
+            .out
+            .join(super::views::view_dir(&entry.instrument, &entry.view));
+        let mut answer = ViewAnswer {
+            series: entry.id.clone(),
+            window_ms: entry.window_ms,
+            tick: None,
+            bars: Vec::new(),
+        };
+        for &start in &entry.segments {
+            if start >= to || start + span <= from {
+                continue;
+            }
+            let seg: ViewFile = read_json(&dir.join(format::segment_name(start)))?;
+            answer.tick = seg.tick.or(answer.tick);
+            let inside = |b: &serde_json::Value| {
+                b.get(0)
+                    .and_then(serde_json::Value::as_i64)
+                    .is_some_and(|ts| from <= ts && ts < to)
+            };
+            answer.bars.extend(seg.bars.into_iter().filter(inside));
+            if answer.bars.len() > MAX_VIEW_BARS {
+                return Err(QueryError::Bad(format!(
+                    "{id} holds more than {MAX_VIEW_BARS} bars from {from} to {to}: ask for a shorter range"
+                )));
+            }
+        }
+        Ok(answer)
     }
 
     /// The text of `series/<INSTRUMENT>/depth.json` of an instrument the

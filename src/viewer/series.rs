@@ -102,6 +102,9 @@ pub async fn range(
     if tf == "depth" {
         return depth(reader, instrument).await;
     }
+    if tf == crate::store::views::FOOTPRINT || tf == crate::store::views::HEATMAP {
+        return view(reader, instrument, tf, params).await;
+    }
     let q = match parse_query(&instrument, &tf, &params) {
         Ok(q) => q,
         Err(e) => return error_reply(StatusCode::BAD_REQUEST, &e),
@@ -128,6 +131,14 @@ pub async fn range(
         Ok::<_, QueryError>(serde_json::to_vec(&out).unwrap_or_default())
     })
     .await;
+    reply(answer)
+}
+
+/// A read on the blocking pool as an HTTP answer: 200 with the body, or
+/// 404/400/503/500 with `{"error": …}`.
+fn reply(
+    answer: Result<Result<Vec<u8>, QueryError>, tokio::task::JoinError>,
+) -> warp::reply::Response {
     match answer {
         Ok(Ok(body)) => json_reply(StatusCode::OK, body),
         Ok(Err(QueryError::Unknown(e))) => error_reply(StatusCode::NOT_FOUND, &e),
@@ -139,15 +150,48 @@ pub async fn range(
     }
 }
 
+/// `GET /api/series/<INSTRUMENT>/footprint|heatmap?from=&to=`: the
+/// bars as stored, no merging.
+async fn view(
+    reader: Arc<StoreReader>,
+    instrument: String,
+    view: String,
+    params: HashMap<String, String>,
+) -> warp::reply::Response {
+    let (from, to) = match (number(&params, "from"), number(&params, "to")) {
+        (Ok(f), Ok(t)) => (f, t),
+        (Err(e), _) | (_, Err(e)) => return error_reply(StatusCode::BAD_REQUEST, &e),
+    };
+    let answer = tokio::task::spawn_blocking(move || {
+        let a = reader.view(&instrument, &view, from, to)?;
+        #[derive(serde::Serialize)]
+        struct Out<'a> {
+            series: &'a str,
+            window_ms: i64,
+            from: Option<i64>,
+            to: Option<i64>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            tick: Option<f64>,
+            bars: &'a [serde_json::Value],
+        }
+        let out = Out {
+            series: &a.series,
+            window_ms: a.window_ms,
+            from,
+            to,
+            tick: a.tick,
+            bars: &a.bars,
+        };
+        Ok::<_, QueryError>(serde_json::to_vec(&out).unwrap_or_default())
+    })
+    .await;
+    reply(answer)
+}
+
 /// `GET /api/series/<INSTRUMENT>/depth`: that instrument's
 /// `series/<INSTRUMENT>/depth.json`, as written.
 async fn depth(reader: Arc<StoreReader>, instrument: String) -> warp::reply::Response {
-    match tokio::task::spawn_blocking(move || reader.depth(&instrument)).await {
-        Ok(Ok(body)) => json_reply(StatusCode::OK, body),
-        Ok(Err(QueryError::Unknown(e))) => error_reply(StatusCode::NOT_FOUND, &e),
-        Ok(Err(e)) => error_reply(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
-        Err(e) => error_reply(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-    }
+    reply(tokio::task::spawn_blocking(move || reader.depth(&instrument)).await)
 }
 
 #[cfg(test)]

@@ -628,3 +628,53 @@ fn a_store_replaced_by_a_fresh_run_is_served_anew_and_subscribers_reset() {
     };
     assert_eq!(reset.data["series"], id.as_str());
 }
+
+/// `GET /api/series/<I>/footprint|heatmap`: the stored bars by range, no
+/// merging, against the segment files; and the errors.
+#[test]
+fn views_api_serves_footprint_and_heatmap_by_range() {
+    let dir = fast_tempdir();
+    let files = generate(dir.path(), 25);
+    let out = dir.path().join("out");
+    run_ok(&args(&files, &out, &[]));
+    let v = TestViewer::start(&out);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    for instrument in [PRIMARY, OTHER] {
+        for view in ["footprint", "heatmap"] {
+            let (stored, ticks) = crate::store::stored_view(&out, instrument, view);
+            let all = range(v.addr, &format!("/api/series/{instrument}/{view}"));
+            assert_eq!(all["series"], format!("{instrument}/{view}"));
+            assert_eq!(all["window_ms"], crate::store::VIEW_MS);
+            assert_eq!(all["bars"].as_array().unwrap(), &stored);
+            if view == "footprint" {
+                assert_eq!(Some(&all["tick"]), ticks.last());
+            } else {
+                assert!(all.get("tick").is_none());
+            }
+            for _ in 0..10 {
+                let a = stored[rng.gen_range(0..stored.len())][0].as_i64().unwrap();
+                let b = a + rng.gen_range(0..200) * crate::store::VIEW_MS + 1;
+                let got = range(
+                    v.addr,
+                    &format!("/api/series/{instrument}/{view}?from={a}&to={b}"),
+                );
+                let want: Vec<&Value> = stored
+                    .iter()
+                    .filter(|x| (a..b).contains(&x[0].as_i64().unwrap()))
+                    .collect();
+                let got: Vec<&Value> = got["bars"].as_array().unwrap().iter().collect();
+                assert_eq!(got, want, "{instrument}/{view} from {a} to {b}");
+            }
+        }
+    }
+    for (path, status, says) in [
+        ("/api/series/NOPE-USDT/footprint", 404, "no footprint of NOPE-USDT"),
+        ("/api/series/GEN-USDT/heatmap?from=x", 400, "from \"x\""),
+        ("/api/series/GEN-USDT/heatmap?from=10&to=5", 400, "before from"),
+    ] {
+        let r = get(v.addr, path);
+        assert_eq!(r.status, status, "{path}");
+        let body: Value = serde_json::from_slice(&r.body).unwrap();
+        assert!(body["error"].as_str().unwrap().contains(says), "{path}: {body}");
+    }
+}
