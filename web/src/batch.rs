@@ -234,3 +234,204 @@ pub fn strip(
     ctx.set_stroke_style_str(&css(GRID, 1.0));
     ctx.stroke_rect(0.5, 0.5, plot_w - 1.0, h - 1.0);
 }
+
+/// The heatmap behind the candles: each column's levels as cells one tick
+/// tall, brighter for more resting size (square root of `size / max`, in
+/// ten steps, one path each), and its legend at the pane's top right.
+pub fn heatmap(
+    ctx: &CanvasRenderingContext2d,
+    l: &Layout,
+    p: &Pane,
+    cols: &[crate::views::HeatColumn],
+    window_ms: f64,
+    tick: f64,
+    max: f64,
+) -> Result<(), String> {
+    if cols.is_empty() || max <= 0.0 {
+        return Ok(());
+    }
+    const STEPS: usize = 10;
+    let mut paths: Vec<Vec<(f64, f64, f64, f64)>> = vec![Vec::new(); STEPS];
+    let cell_h = |price: f64| (p.y_of(price) - p.y_of(price + tick)).abs().max(1.0);
+    for c in cols {
+        let (a, b) = (l.px_of(c.ts), l.px_of(c.ts + window_ms));
+        if b < l.left as f64 || a > l.right as f64 {
+            continue;
+        }
+        let w = (b - a).max(1.0);
+        for lv in c.bids.iter().chain(&c.asks) {
+            let (price, size) = (lv[0], lv[1]);
+            if price < p.y0 || price > p.y1 || size <= 0.0 {
+                continue;
+            }
+            let k = (((size / max).sqrt() * STEPS as f64) as usize).min(STEPS - 1);
+            let h = cell_h(price);
+            paths[k].push((a, p.y_of(price) - h / 2.0, w, h));
+        }
+    }
+    clip(ctx, l, p);
+    for (k, rects) in paths.iter().enumerate() {
+        if rects.is_empty() {
+            continue;
+        }
+        ctx.begin_path();
+        for &(x, y, w, h) in rects {
+            ctx.rect(x, y, w, h);
+        }
+        ctx.set_fill_style_str(&css(
+            crate::theme::HEAT,
+            0.08 + 0.8 * (k as f64 + 1.0) / STEPS as f64,
+        ));
+        ctx.fill();
+    }
+    ctx.restore();
+    // Legend: the scale from nothing to the largest size in view.
+    let (w, h) = (90.0 * l.dpr, 8.0 * l.dpr);
+    let (x, y) = (
+        l.right as f64 - w - 8.0 * l.dpr,
+        p.top as f64 + 22.0 * l.dpr,
+    );
+    for k in 0..STEPS {
+        ctx.set_fill_style_str(&css(
+            crate::theme::HEAT,
+            0.08 + 0.8 * (k as f64 + 1.0) / STEPS as f64,
+        ));
+        ctx.fill_rect(
+            x + w * k as f64 / STEPS as f64,
+            y,
+            w / STEPS as f64 + 0.5,
+            h,
+        );
+    }
+    let font = (crate::theme::FONT_PX * l.dpr).round();
+    ctx.set_font(&format!("{font}px {}", crate::theme::FONT));
+    ctx.set_text_baseline("middle");
+    ctx.set_text_align("end");
+    ctx.set_fill_style_str(&css(crate::theme::TEXT, 1.0));
+    ctx.fill_text(
+        &format!("resting 0–{}", crate::fmt::compact(max)),
+        x - 6.0 * l.dpr,
+        y + h / 2.0,
+    )
+    .map_err(|_| "heatmap legend failed".to_string())
+}
+
+/// Footprints inside the candles: per price row `sell × buy`, imbalances
+/// (one side at least `ratio` times the other) in the candle colours, each
+/// row's total as a faint bar.
+pub fn footprints(
+    ctx: &CanvasRenderingContext2d,
+    l: &Layout,
+    p: &Pane,
+    foots: &[crate::views::Footprint],
+    window_ms: f64,
+    step: f64,
+    ratio: f64,
+) -> Result<(), String> {
+    use crate::theme::{DOWN, TEXT, UP};
+    clip(ctx, l, p);
+    let font = (10.0 * l.dpr).round();
+    ctx.set_font(&format!("{font}px {}", crate::theme::FONT));
+    ctx.set_text_baseline("middle");
+    ctx.set_text_align("center");
+    let max = foots
+        .iter()
+        .flat_map(|f| &f.levels)
+        .map(|r| r[1] + r[2])
+        .fold(0.0, f64::max)
+        .max(1e-12);
+    for f in foots {
+        let (a, b) = (l.px_of(f.ts), l.px_of(f.ts + window_ms));
+        let (cx, w) = ((a + b) / 2.0, (b - a) * 0.9);
+        for r in &f.levels {
+            let (y0, y1) = (p.y_of(r[0] + step), p.y_of(r[0]));
+            let h = (y1 - y0).abs();
+            ctx.set_fill_style_str(&css(TEXT, 0.10));
+            ctx.fill_rect(
+                cx - w / 2.0,
+                y0 + 1.0,
+                w * (r[1] + r[2]) / max,
+                (h - 2.0).max(1.0),
+            );
+            let color = match crate::views::imbalance(r[1], r[2], ratio) {
+                1 => css(UP, 1.0),
+                -1 => css(DOWN, 1.0),
+                _ => css(TEXT, 1.0),
+            };
+            ctx.set_fill_style_str(&color);
+            let text = format!(
+                "{} × {}",
+                crate::fmt::compact(r[2]),
+                crate::fmt::compact(r[1])
+            );
+            ctx.fill_text(&text, cx, (y0 + y1) / 2.0)
+                .map_err(|_| "footprint text failed".to_string())?;
+        }
+    }
+    ctx.restore();
+    Ok(())
+}
+
+/// The volume profile of the visible range at the pane's right edge: a bar
+/// per price row (buys and sells stacked), the point of control marked
+/// across the pane.
+pub fn profile(
+    ctx: &CanvasRenderingContext2d,
+    l: &Layout,
+    p: &Pane,
+    rows: &[[f64; 3]],
+    poc: Option<usize>,
+    step: f64,
+) -> Result<(), String> {
+    use crate::theme::{DOWN, POC, UP};
+    let max = rows.iter().map(|r| r[1] + r[2]).fold(0.0, f64::max);
+    if rows.is_empty() || max <= 0.0 {
+        return Ok(());
+    }
+    clip(ctx, l, p);
+    let width = f64::from(l.right - l.left) * 0.16;
+    let right = l.right as f64;
+    for (buy, color) in [(true, UP), (false, DOWN)] {
+        ctx.begin_path();
+        for r in rows {
+            let (y0, y1) = (p.y_of(r[0] + step), p.y_of(r[0]));
+            let h = ((y1 - y0).abs() - 1.0).max(1.0);
+            let (wb, ws) = (width * r[1] / max, width * r[2] / max);
+            let (x, w) = if buy {
+                (right - wb, wb)
+            } else {
+                (right - wb - ws, ws)
+            };
+            ctx.rect(x, y0.min(y1) + 0.5, w, h);
+        }
+        ctx.set_fill_style_str(&css(color, 0.35));
+        ctx.fill();
+    }
+    if let Some(r) = poc.and_then(|i| rows.get(i)) {
+        let y = p.y_of(r[0] + step / 2.0).round() + 0.5;
+        ctx.set_stroke_style_str(&css(POC, 0.9));
+        ctx.set_line_width(l.dpr.max(1.0));
+        let dash = js_sys::Array::of2(&(3.0 * l.dpr).into(), &(3.0 * l.dpr).into());
+        ctx.set_line_dash(&dash)
+            .map_err(|_| "dash failed".to_string())?;
+        ctx.begin_path();
+        ctx.move_to(l.left as f64, y);
+        ctx.line_to(right, y);
+        ctx.stroke();
+        ctx.set_line_dash(&js_sys::Array::new())
+            .map_err(|_| "dash failed".to_string())?;
+        let font = (crate::theme::FONT_PX * l.dpr).round();
+        ctx.set_font(&format!("{font}px {}", crate::theme::FONT));
+        ctx.set_text_baseline("bottom");
+        ctx.set_text_align("end");
+        ctx.set_fill_style_str(&css(POC, 1.0));
+        ctx.fill_text(
+            &format!("POC {}", r[0]),
+            right - width - 6.0 * l.dpr,
+            y - 2.0,
+        )
+        .map_err(|_| "POC label failed".to_string())?;
+    }
+    ctx.restore();
+    Ok(())
+}

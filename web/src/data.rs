@@ -82,6 +82,8 @@ pub struct Data {
     /// pane as % change, and its name.
     pub overlay: Vec<(f64, f64)>,
     pub overlay_name: String,
+    /// Heatmap, footprints and volume profile.
+    pub views: crate::views::Views,
 }
 
 impl Data {

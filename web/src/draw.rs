@@ -77,8 +77,59 @@ pub trait Plot {
 
 struct PricePlot<'a> {
     v: &'a Visible,
-    title: &'a str,
-    overlay: &'a str,
+    data: &'a Data,
+    /// What the views drew (for the layout's counts).
+    shown: std::cell::Cell<layout::ViewsShown>,
+}
+
+/// Footprint cells narrower or shorter than this (CSS px) are not drawn.
+const FOOT_MIN_W: f64 = 44.0;
+const FOOT_MIN_H: f64 = 11.0;
+/// A footprint row is an imbalance when one side is this many times the other.
+const IMBALANCE: f64 = 3.0;
+
+impl PricePlot<'_> {
+    /// The heatmap columns in view, at most one per two pixel columns.
+    fn heat_columns(&self, l: &Layout) -> Vec<crate::views::HeatColumn> {
+        let views = &self.data.views;
+        let w = views.window_ms;
+        let cols: Vec<&crate::views::HeatColumn> = views
+            .heat
+            .iter()
+            .filter(|c| c.ts + w > l.x0 && c.ts < l.x1)
+            .collect();
+        let room = ((l.right - l.left) as usize / 2).max(1);
+        let every = cols.len().div_ceil(room).max(1);
+        cols.into_iter().step_by(every).cloned().collect()
+    }
+
+    /// The footprints to draw inside the candles, when zoomed in far enough.
+    fn footprints(&self, l: &Layout, pane: &Pane) -> Option<(Vec<crate::views::Footprint>, f64)> {
+        let (views, k) = (&self.data.views, self.data.window_ms);
+        let step = self.row_step(pane, FOOT_MIN_H * l.dpr);
+        let whole = views.window_ms > 0.0 && (k / views.window_ms).fract() == 0.0;
+        let cell_w = l.px_of(l.x0 + k) - l.px_of(l.x0);
+        // Rows of many ticks over a few candles' range are not a footprint.
+        let rows = (pane.y1 - pane.y0) / step;
+        let on =
+            views.show_foot && step > 0.0 && whole && cell_w >= FOOT_MIN_W * l.dpr && rows >= 4.0;
+        on.then(|| {
+            (
+                crate::views::merged_footprints(&views.foot, k, step, l.x0, l.x1),
+                step,
+            )
+        })
+    }
+}
+
+impl PricePlot<'_> {
+    /// The price step of footprint or profile rows: the chosen grouping,
+    /// grown until a row is `min_px` tall.
+    fn row_step(&self, pane: &Pane, min_px: f64) -> f64 {
+        let v = &self.data.views;
+        let tick_px = (pane.y_of(pane.y0) - pane.y_of(pane.y0 + v.tick)).abs();
+        v.tick * crate::views::row_ticks(v.group, tick_px, min_px)
+    }
 }
 
 impl Plot for PricePlot<'_> {
@@ -89,26 +140,65 @@ impl Plot for PricePlot<'_> {
         layout::value_range(PaneKind::Price, self.v)
     }
     fn draw(&self, c: &Canvas, pane: &Pane) -> Result<(), String> {
-        batch::candles(
-            c.ctx,
-            c.layout,
-            pane,
-            &self.v.candles,
-            self.v.body_px,
-            UP,
-            DOWN,
-        )?;
+        let (l, views) = (c.layout, &self.data.views);
+        let mut shown = layout::ViewsShown::default();
+        if views.show_heat {
+            let cols = self.heat_columns(l);
+            let max =
+                crate::views::heat_max(&cols, f64::NEG_INFINITY, f64::INFINITY, pane.y0, pane.y1);
+            batch::heatmap(
+                c.ctx,
+                l,
+                pane,
+                &cols,
+                views.window_ms,
+                views.tick.max(1e-12),
+                max,
+            )?;
+            shown.heat_columns = cols.len();
+        }
+        let foot = self.footprints(l, pane);
+        if foot.is_some() {
+            // The candle becomes a thin bar at the cell's left edge.
+            let shift = self.data.window_ms * 0.44;
+            let thin: Vec<_> = self
+                .v
+                .candles
+                .iter()
+                .map(|k| crate::m4::Candle {
+                    x: k.x - shift,
+                    ..*k
+                })
+                .collect();
+            batch::candles(c.ctx, l, pane, &thin, 3.0 * l.dpr, UP, DOWN)?;
+        } else {
+            batch::candles(c.ctx, l, pane, &self.v.candles, self.v.body_px, UP, DOWN)?;
+        }
+        if let Some((f, step)) = &foot {
+            batch::footprints(c.ctx, l, pane, f, self.data.window_ms, *step, IMBALANCE)?;
+            shown.footprints = f.len();
+            shown.foot_step = *step;
+        }
+        if views.show_profile && views.tick > 0.0 {
+            let step = self.row_step(pane, 3.0 * l.dpr);
+            let (rows, poc) = crate::views::profile(&views.foot, step, l.x0, l.x1);
+            batch::profile(c.ctx, l, pane, &rows, poc, step)?;
+            shown.profile_rows = rows.len();
+            shown.profile_step = step;
+            shown.poc = poc.and_then(|i| rows.get(i)).map(|r| r[0]);
+        }
+        self.shown.set(shown);
         batch::overlay(
             c.ctx,
-            c.layout,
+            l,
             pane,
             &self.v.overlay,
             self.v.overlay_range,
-            self.overlay,
+            &self.data.overlay_name,
         )
     }
     fn title(&self) -> String {
-        self.title.to_string()
+        self.data.title.clone()
     }
     fn tag(&self, ystep: f64) -> Option<(f64, String, RGBColor)> {
         let last = self.v.candles.last()?;
@@ -219,16 +309,12 @@ pub fn draw_main(
     let frame = layout::layout(w, h, dpr, xs, |_| (0.0, 1.0));
     let plot_w = (frame.right - frame.left).max(1) as usize;
     let v = layout::visible(data, xs.0, xs.1, plot_w, dpr);
-    let plots: [&dyn Plot; 4] = [
-        &PricePlot {
-            v: &v,
-            title: &data.title,
-            overlay: &data.overlay_name,
-        },
-        &VolumePlot(&v),
-        &ObiPlot(&v),
-        &CvdPlot(&v),
-    ];
+    let price = PricePlot {
+        v: &v,
+        data,
+        shown: std::cell::Cell::new(layout::ViewsShown::default()),
+    };
+    let plots: [&dyn Plot; 4] = [&price, &VolumePlot(&v), &ObiPlot(&v), &CvdPlot(&v)];
     let mut l = layout::layout(w, h, dpr, xs, |kind| {
         plots
             .iter()
@@ -256,6 +342,7 @@ pub fn draw_main(
         title(&c, pane, plot.title())?;
     }
     time_axis(&c, tstep, &tticks)?;
+    l.views = price.shown.get();
     if data.ohlc.is_empty() && data.metrics.is_empty() {
         root.draw(&Text::new(
             "waiting for data…",

@@ -63,6 +63,22 @@ pub struct Layout {
     pub drawn: usize,
     /// Whether M4 merged bars into pixel columns.
     pub downsampled: bool,
+    /// What the orderflow views drew.
+    pub views: ViewsShown,
+}
+
+/// What the orderflow views drew in a redraw.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ViewsShown {
+    pub heat_columns: usize,
+    pub footprints: usize,
+    /// The footprint rows' price step.
+    pub foot_step: f64,
+    pub profile_rows: usize,
+    /// The profile rows' price step.
+    pub profile_step: f64,
+    /// The volume profile's point of control (its row's price).
+    pub poc: Option<f64>,
 }
 
 impl Layout {
@@ -281,6 +297,7 @@ pub fn layout(
         height,
         drawn: 0,
         downsampled: false,
+        views: ViewsShown::default(),
     }
 }
 

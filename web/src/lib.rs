@@ -22,6 +22,7 @@ pub mod series;
 pub mod store;
 pub mod theme;
 pub mod view;
+pub mod views;
 
 use data::{Data, MetricRow, OhlcRow};
 use layout::Layout;
@@ -287,6 +288,14 @@ impl Chart {
         vec![a, b]
     }
 
+    /// The whole run's first and last bar start (store mode), or `[]`.
+    pub fn extent(&self) -> Vec<f64> {
+        match self.store.as_ref().and_then(|s| s.primary.extent()) {
+            Some((a, b)) => vec![a, b],
+            None => vec![],
+        }
+    }
+
     /// Shows the whole run and follows its newest bar.
     pub fn show_all(&mut self) {
         let bar = self.bar_ms();
@@ -306,6 +315,50 @@ impl Chart {
         self.settle();
         let bar = self.bar_ms();
         self.view.centre_on(t, self.data.last_ts(), bar);
+    }
+
+    // ---- orderflow views --------------------------------------------
+
+    /// Heatmap columns `[ts, nb, na, p, s…]` at windows of `window_ms`,
+    /// replacing those held.
+    pub fn set_heat(&mut self, flat: &[f64], window_ms: f64) {
+        self.data.views.heat = views::heat_from_flat(flat);
+        self.data.views.window_ms = window_ms;
+    }
+
+    /// Footprints `[ts, n, p, buy, sell…]` on price buckets of `tick`,
+    /// replacing those held.
+    pub fn set_foot(&mut self, flat: &[f64], window_ms: f64, tick: f64) {
+        self.data.views.foot = views::foot_from_flat(flat);
+        self.data.views.window_ms = window_ms;
+        if tick.is_finite() && tick > 0.0 {
+            self.data.views.tick = tick;
+        }
+    }
+
+    /// Which views are drawn, and the footprint rows' height in ticks.
+    pub fn show_views(&mut self, heat: bool, foot: bool, profile: bool, group: f64) {
+        let v = &mut self.data.views;
+        (v.show_heat, v.show_foot, v.show_profile) = (heat, foot, profile);
+        v.group = if group >= 1.0 { group.round() } else { 1.0 };
+    }
+
+    /// What the views drew in the last redraw: `[heatmap columns,
+    /// footprints, profile rows, point of control (NaN: none), footprint
+    /// row step, profile row step]`.
+    pub fn views_drawn(&self) -> Vec<f64> {
+        let v = self
+            .layout
+            .as_ref()
+            .map_or_else(Default::default, |l| l.views);
+        vec![
+            v.heat_columns as f64,
+            v.footprints as f64,
+            v.profile_rows as f64,
+            v.poc.unwrap_or(f64::NAN),
+            v.foot_step,
+            v.profile_step,
+        ]
     }
 
     /// Overlay closes held.

@@ -15,6 +15,10 @@ pub const OBI_DOWN: RGBColor = RGBColor(0x28, 0x5c, 0xc4);
 pub const CVD: RGBColor = RGBColor(0xff, 0xb7, 0x4d);
 /// The reference instrument's line on the price pane.
 pub const OVERLAY: RGBColor = RGBColor(0xce, 0x93, 0xd8);
+/// Resting liquidity on the heatmap (alpha scales with size).
+pub const HEAT: RGBColor = RGBColor(0xff, 0xc1, 0x07);
+/// The volume profile's point of control.
+pub const POC: RGBColor = RGBColor(0xff, 0xeb, 0x3b);
 pub const BID: RGBColor = RGBColor(0x26, 0xa6, 0x9a);
 pub const ASK: RGBColor = RGBColor(0xef, 0x53, 0x50);
 pub const CROSS: RGBColor = RGBColor(0x9a, 0xa0, 0xb0);

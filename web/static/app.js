@@ -172,11 +172,16 @@ function drawNow() {
   state.draws++;
   state.lastDrawMs = t1 - t0;
   state.bars = chart.bars();
+  const [heat, foots, rows, poc, footStep, profileStep] = chart.views_drawn();
+  Object.assign(state, { heatColumns: heat, footprints: foots, profileRows: rows,
+    poc: Number.isFinite(poc) ? poc : null, footStep, profileStep });
   state.overlayBars = chart.overlay_len();
   const last = chart.last_bar_ts();
   state.lastBarTs = Number.isFinite(last) ? last : null;
   const [from, to] = chart.visible();
   state.visible = { from, to };
+  const ext = chart.extent();
+  state.extent = ext.length ? { first: ext[0], last: ext[1] } : null;
   state.following = chart.following();
   state.drawnCandles = chart.drawn_candles();
   state.downsampled = chart.downsampled();
@@ -422,6 +427,7 @@ async function main() {
     status: (body) => { data.status = body; updateHeader(); },
     conn: updateConn,
   });
+  store.wireViews();
   setupInput();
   wireControls();
   new ResizeObserver(resize).observe($('chart-wrap'));

@@ -68,6 +68,12 @@ export class StoreView {
     this.written = null;
     this.generation = 0;
     this.waits = 0;
+    // Orderflow views: which are on, the range held, one fetch at a time.
+    this.views = { heatmap: false, footprint: false, profile: false, group: 1 };
+    this.viewsHeld = null;
+    this.viewsBusy = false;
+    this.viewsDirty = false;
+    this.viewsAt = 0;
   }
 
   get active() { return this.index !== null; }
@@ -165,6 +171,91 @@ export class StoreView {
       return b;
     }));
     document.getElementById('t-series').textContent = this.primaryId;
+    const entry = this.viewEntry('footprint');
+    for (const b of document.querySelectorAll('[data-view]')) {
+      b.disabled = !entry;
+      b.classList.toggle('on', !!this.views[b.dataset.view]);
+      b.setAttribute('aria-pressed', String(!!this.views[b.dataset.view]));
+    }
+  }
+
+  // The index entry of the chosen instrument's `view`.
+  viewEntry(view) {
+    const views = this.index && Array.isArray(this.index.views) ? this.index.views : [];
+    return views.find((e) => e.instrument === this.instrument && e.view === view) || null;
+  }
+
+  wireViews() {
+    for (const b of document.querySelectorAll('button[data-view]')) {
+      b.addEventListener('click', () => {
+        this.views[b.dataset.view] = !this.views[b.dataset.view];
+        this.applyViews(true);
+      });
+    }
+    const sel = document.querySelector('select[data-tick-group]');
+    sel.addEventListener('change', () => {
+      this.views.group = Number(sel.value) || 1;
+      this.applyViews(false);
+    });
+  }
+
+  applyViews(refetch) {
+    const v = this.views;
+    this.chart.show_views(v.heatmap, v.footprint, v.profile, v.group);
+    this.state.views = { ...v };
+    if (refetch) this.viewsHeld = null;
+    this.buildControls();
+    this.hooks.draw();
+  }
+
+  // Fetches the views' bars for the visible range (and half a view's
+  // width each side) when they are on and what is held does not cover
+  // it; while following, again at most once a second as bars arrive.
+  async syncViews() {
+    const v = this.views;
+    if (!(v.heatmap || v.footprint || v.profile) || this.viewsBusy) return;
+    const foot = this.viewEntry('footprint'), heat = this.viewEntry('heatmap');
+    if (!foot || !heat) return;
+    const w = foot.window_ms;
+    const [x0, x1] = this.chart.visible();
+    const span = x1 - x0;
+    let from = Math.floor((x0 - span / 2) / w) * w;
+    const to = Math.ceil((x1 + span / 2) / w) * w;
+    // At most 19 000 windows a request (the API's limit is 20 000).
+    from = Math.max(from, to - 19000 * w);
+    const held = this.viewsHeld;
+    const covered = held && held.from <= Math.max(x0, from) && held.to >= x1 && held.gen === this.generation;
+    const fresh = !this.viewsDirty || performance.now() - this.viewsAt < 1000;
+    if (covered && fresh) {
+      if (this.viewsDirty) setTimeout(() => this.hooks.draw(), 1000);
+      return;
+    }
+    this.viewsBusy = true;
+    this.viewsDirty = false;
+    this.viewsAt = performance.now();
+    const gen = this.generation, name = this.instrument;
+    try {
+      const range = `from=${from}&to=${to}`;
+      if (v.heatmap) {
+        const h = await getJson(`/api/series/${name}/heatmap?${range}`);
+        if (gen !== this.generation) return;
+        this.chart.set_heat(flatHeat(h.bars), h.window_ms);
+      }
+      if (v.footprint || v.profile) {
+        const f = await getJson(`/api/series/${name}/footprint?${range}`);
+        if (gen !== this.generation) return;
+        this.chart.set_foot(flatFoot(f.bars), f.window_ms, f.tick == null ? NaN : f.tick);
+        this.state.tick = f.tick;
+      }
+      this.viewsHeld = { from, to, gen };
+      this.state.viewFetches = (this.state.viewFetches || 0) + 1;
+      this.hooks.draw();
+    } catch (e) {
+      this.state.errors++;
+      console.warn('views fetch failed', e);
+    } finally {
+      this.viewsBusy = false;
+    }
   }
 
   setTimeframe(tf) {
@@ -209,6 +300,9 @@ export class StoreView {
     this.buildControls();
     this.lastWant = '';
     this.range = null;
+    this.viewsHeld = null;
+    this.chart.set_heat(new Float64Array(0), 0);
+    this.chart.set_foot(new Float64Array(0), 0, NaN);
     this.connect();
     this.refreshStrip();
     this.loadDepth();
@@ -231,6 +325,7 @@ export class StoreView {
   // second.
   async sync() {
     if (!this.active) return;
+    this.syncViews();
     if (this.fetching) { this.again = true; return; }
     const want = this.chart.wanted();
     if (!want.length) return;
@@ -370,6 +465,7 @@ export class StoreView {
             }
           }
           this.chart.strip_upsert(flat);
+          this.viewsDirty = true;
         }
         this.loadDepth();
       }
@@ -394,6 +490,26 @@ export class StoreView {
   freshness() {
     return this.written == null ? null : Math.max(0, Date.now() - this.written);
   }
+}
+
+// Heatmap bars `[ts, bids, asks]` as `[ts, nb, na, p, s…]`.
+function flatHeat(bars) {
+  const out = [];
+  for (const [ts, bids, asks] of bars) {
+    out.push(ts, bids.length, asks.length);
+    for (const [p, s] of bids) out.push(p, s);
+    for (const [p, s] of asks) out.push(p, s);
+  }
+  return new Float64Array(out);
+}
+// Footprint bars `[ts, [[p, buy, sell]…]]` as `[ts, n, p, buy, sell…]`.
+function flatFoot(bars) {
+  const out = [];
+  for (const [ts, levels] of bars) {
+    out.push(ts, levels.length);
+    for (const [p, b, s] of levels) out.push(p, b, s);
+  }
+  return new Float64Array(out);
 }
 
 function button(text, data, title) {

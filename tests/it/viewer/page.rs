@@ -403,3 +403,102 @@ fn viewer_screenshot() {
     b.screenshot(&path);
     eprintln!("saved {}", path.display());
 }
+
+/// The orderflow views on the page: the heatmap behind the candles, the
+/// footprint inside them once zoomed in (rows regrouped by ticks), the
+/// volume profile's point of control against the stored footprints.
+#[test]
+fn page_draws_heatmap_footprint_and_profile() {
+    let Some(b) = Browser::start(1600, 900) else {
+        return;
+    };
+    let dir = fast_tempdir();
+    let files = generate(dir.path(), 120);
+    let out = dir.path().join("out");
+    run_ok(&args(&files, &out, &[]));
+    let v = ViewerProcess::start(&out, 0);
+    b.goto(&v.url());
+    b.wait_state("the store shown", T, |s| {
+        s["mode"] == "store" && s["historyBars"].is_u64() && s["connection"] == "live"
+    });
+    click(&b, "[data-timeframe='1m']");
+    b.wait_state("1m", T, |s| {
+        s["series"] == format!("{PRIMARY}/1m") && s["bars"].as_u64() > Some(50)
+    });
+    click(&b, "[data-view='heatmap']");
+    let s = b.wait_state("the heatmap drawn", T, |s| {
+        s["heatColumns"].as_u64() > Some(50)
+    });
+    assert_eq!(s["views"]["heatmap"], true);
+    shot(&b, "page-heatmap.png");
+    click(&b, "[data-view='heatmap']");
+    b.wait_state("the heatmap off", T, |s| s["heatColumns"] == 0.0);
+
+    // The profile of what is in view: its point of control is the price
+    // with the most volume in the stored footprints of the visible range.
+    click(&b, "[data-view='profile']");
+    let s = b.wait_state("the profile drawn", T, |s| {
+        s["profileRows"].as_f64() > Some(3.0) && s["poc"].is_number()
+    });
+    let (foot, _) = crate::store::stored_view(&out, PRIMARY, "footprint");
+    let (from, to) = (
+        s["visible"]["from"].as_f64().unwrap(),
+        s["visible"]["to"].as_f64().unwrap(),
+    );
+    let tick = s["profileStep"].as_f64().unwrap();
+    let mut volume: std::collections::BTreeMap<i64, f64> = Default::default();
+    for bar in &foot {
+        let ts = bar[0].as_f64().unwrap();
+        if ts < from || ts >= to {
+            continue;
+        }
+        for l in bar[1].as_array().unwrap() {
+            let key = (l[0].as_f64().unwrap() / tick + 1e-9).floor() as i64;
+            *volume.entry(key).or_default() += l[1].as_f64().unwrap() + l[2].as_f64().unwrap();
+        }
+    }
+    let poc = volume
+        .iter()
+        .fold(None, |best: Option<(i64, f64)>, (&k, &v)| match best {
+            Some((_, b)) if b >= v => best,
+            _ => Some((k, v)),
+        })
+        .unwrap();
+    assert!(
+        (s["poc"].as_f64().unwrap() - poc.0 as f64 * tick).abs() < tick / 2.0,
+        "POC {} against {} (tick {tick})",
+        s["poc"],
+        poc.0 as f64 * tick
+    );
+    assert_eq!(s["profileRows"].as_u64(), Some(volume.len() as u64));
+
+    // The footprint: none at 120 bars across, then inside the candles
+    // once zoomed in; grouping rows by 5 ticks keeps it drawn.
+    click(&b, "[data-view='footprint']");
+    b.wait_state("footprints held", T, |s| {
+        s["views"]["footprint"] == true && s["viewFetches"].as_u64() >= Some(2)
+    });
+    assert_eq!(
+        b.state()["footprints"],
+        0.0,
+        "too small to read at this zoom"
+    );
+    keys(&b, "+", 12);
+    let s = b.wait_state("footprints drawn", T, |s| {
+        s["footprints"].as_f64() > Some(3.0)
+    });
+    shot(&b, "page-footprint.png");
+    b.exec(
+        "const s = document.querySelector('select[data-tick-group]'); s.value = '5'; s.dispatchEvent(new Event('change'));",
+        json!([]),
+    );
+    let auto = s["footStep"].as_f64().unwrap();
+    let tick = s["tick"].as_f64().unwrap();
+    assert!(auto >= tick, "rows of {auto}, tick {tick}");
+    let s = b.wait_state("grouped by 5 ticks or more", T, |s| {
+        s["views"]["group"] == 5 && s["footprints"].as_f64() > Some(3.0)
+    });
+    assert!(s["footStep"].as_f64().unwrap() >= (5.0 * tick).max(auto) - 1e-9);
+    assert!(s["lastDrawMs"].as_f64().unwrap() < 1000.0);
+    shot(&b, "page-footprint-5.png");
+}

@@ -668,13 +668,24 @@ fn views_api_serves_footprint_and_heatmap_by_range() {
         }
     }
     for (path, status, says) in [
-        ("/api/series/NOPE-USDT/footprint", 404, "no footprint of NOPE-USDT"),
+        (
+            "/api/series/NOPE-USDT/footprint",
+            404,
+            "no footprint of NOPE-USDT",
+        ),
         ("/api/series/GEN-USDT/heatmap?from=x", 400, "from \"x\""),
-        ("/api/series/GEN-USDT/heatmap?from=10&to=5", 400, "before from"),
+        (
+            "/api/series/GEN-USDT/heatmap?from=10&to=5",
+            400,
+            "before from",
+        ),
     ] {
         let r = get(v.addr, path);
         assert_eq!(r.status, status, "{path}");
         let body: Value = serde_json::from_slice(&r.body).unwrap();
-        assert!(body["error"].as_str().unwrap().contains(says), "{path}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains(says),
+            "{path}: {body}"
+        );
     }
 }
