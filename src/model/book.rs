@@ -1,18 +1,18 @@
 //! The order book: price levels per side with exact running totals.
 //!
-//! Each side is a `Vec` of `(price, size)` sorted so that the best price is
-//! at the *end* (bids ascending, asks descending). Updates cluster at the
-//! touch, so a binary search plus a short shift at the end of the vector
-//! beats a `BTreeMap`'s pointer chasing by a wide margin (this is the
-//! processor's hot path), and "best N levels" is a reverse iterator. The
-//! book also keeps the summed size of each side as an `i128` of raw
-//! fixed-point units, updated on every change, so order-book imbalance over
-//! the whole book is O(1) per update and exactly equal to a recomputation.
+//! Each side is a [`SideLevels`]: a price ladder with one slot per tick,
+//! so that applying a level is one slot write instead of a binary search
+//! and a shift (this is the processor's hot path; see [`super::ladder`]),
+//! kept as a sorted array instead when the prices do not fit a ladder.
+//! The side also keeps its summed size as an `i128` of raw fixed-point
+//! units, updated on every change, so order-book imbalance over the whole
+//! book is O(1) per update and exactly equal to a recomputation.
 //!
 //! The book knows nothing of rows, files or time: it is applied levels and
 //! answers queries. [`Book::check_integrity`] recomputes everything it caches.
 
 use super::fixed::Fixed;
+use super::ladder::SideLevels;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Which side of the book a level belongs to.
@@ -36,15 +36,24 @@ impl Level {
 }
 
 /// An L2 order book with exact per-side totals.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+///
+/// Sides are kept by *key*, which grows towards the best price: the price
+/// for bids, its bitwise complement for asks (order-reversing, and unlike
+/// negation defined for every `i64`). Two books are equal when they hold
+/// the same levels, whatever form their sides are kept in.
+#[derive(Clone, Debug, Default)]
 pub struct Book {
-    /// Ascending by price: the best bid is last.
-    bids: Vec<(Fixed, Fixed)>,
-    /// Descending by price: the best ask is last.
-    asks: Vec<(Fixed, Fixed)>,
-    bid_total: i128,
-    ask_total: i128,
+    bids: SideLevels,
+    asks: SideLevels,
 }
+
+impl PartialEq for Book {
+    fn eq(&self, other: &Book) -> bool {
+        self.bids.iter().eq(other.bids.iter()) && self.asks.iter().eq(other.asks.iter())
+    }
+}
+
+impl Eq for Book {}
 
 impl Book {
     pub fn new() -> Book {
@@ -52,39 +61,28 @@ impl Book {
     }
 
     /// Sets the size at a price. A size of zero or below removes the level.
+    #[inline]
     pub fn apply(&mut self, side: Side, level: Level) {
         let Level { price, size } = level;
-        let (levels, total) = match side {
-            Side::Bid => (&mut self.bids, &mut self.bid_total),
-            Side::Ask => (&mut self.asks, &mut self.ask_total),
-        };
-        let found = match side {
-            Side::Bid => levels.binary_search_by(|e| e.0.cmp(&price)),
-            Side::Ask => levels.binary_search_by(|e| price.cmp(&e.0)),
-        };
-        match found {
-            Ok(i) => {
-                *total -= levels[i].1.raw() as i128;
-                if size.is_positive() {
-                    levels[i].1 = size;
-                    *total += size.raw() as i128;
-                } else {
-                    levels.remove(i);
-                }
-            }
-            Err(i) => {
-                if size.is_positive() {
-                    levels.insert(i, (price, size));
-                    *total += size.raw() as i128;
-                }
-            }
+        match side {
+            Side::Bid => self.bids.set(price.raw(), size.raw()),
+            Side::Ask => self.asks.set(!price.raw(), size.raw()),
         }
     }
 
     /// Applies a batch of levels to one side, in order.
     pub fn apply_all(&mut self, side: Side, levels: &[Level]) {
-        for &level in levels {
-            self.apply(side, level);
+        match side {
+            Side::Bid => {
+                for l in levels {
+                    self.bids.set(l.price.raw(), l.size.raw());
+                }
+            }
+            Side::Ask => {
+                for l in levels {
+                    self.asks.set(!l.price.raw(), l.size.raw());
+                }
+            }
         }
     }
 
@@ -107,32 +105,26 @@ impl Book {
 
     /// Bids, best (highest) first.
     pub fn bids(&self) -> impl Iterator<Item = Level> + '_ {
-        self.bids.iter().rev().map(|(p, s)| Level::new(*p, *s))
+        self.bids
+            .iter()
+            .map(|(k, s)| Level::new(Fixed::from_raw(k), Fixed::from_raw(s)))
     }
 
     /// Asks, best (lowest) first.
     pub fn asks(&self) -> impl Iterator<Item = Level> + '_ {
-        self.asks.iter().rev().map(|(p, s)| Level::new(*p, *s))
+        self.asks
+            .iter()
+            .map(|(k, s)| Level::new(Fixed::from_raw(!k), Fixed::from_raw(s)))
     }
 
     /// Summed raw size of the bids and of the asks, over the best `levels`
     /// per side, or the whole book when `None`.
     pub fn totals(&self, levels: Option<usize>) -> (i128, i128) {
         match levels {
-            None => (self.bid_total, self.ask_total),
+            None => (self.bids.total(), self.asks.total()),
             Some(n) => (
-                self.bids
-                    .iter()
-                    .rev()
-                    .take(n)
-                    .map(|l| l.1.raw() as i128)
-                    .sum(),
-                self.asks
-                    .iter()
-                    .rev()
-                    .take(n)
-                    .map(|l| l.1.raw() as i128)
-                    .sum(),
+                self.bids.iter().take(n).map(|l| l.1 as i128).sum(),
+                self.asks.iter().take(n).map(|l| l.1 as i128).sum(),
             ),
         }
     }
@@ -144,29 +136,16 @@ impl Book {
     }
 
     /// Recomputes every cached total and checks every stored size is
-    /// positive. `Err` names the first inconsistency.
+    /// positive and the levels are in order. `Err` names the first
+    /// inconsistency.
     pub fn check_integrity(&self) -> Result<(), String> {
-        let bids: i128 = self.bids.iter().map(|l| l.1.raw() as i128).sum();
-        let asks: i128 = self.asks.iter().map(|l| l.1.raw() as i128).sum();
-        if !self.bids.windows(2).all(|w| w[0].0 < w[1].0)
-            || !self.asks.windows(2).all(|w| w[0].0 > w[1].0)
-        {
-            return Err("levels are out of order".to_string());
-        }
-        if bids != self.bid_total {
-            return Err(format!("bid total {} != recomputed {bids}", self.bid_total));
-        }
-        if asks != self.ask_total {
-            return Err(format!("ask total {} != recomputed {asks}", self.ask_total));
-        }
-        if let Some(l) = self
-            .bids()
-            .chain(self.asks())
-            .find(|l| !l.size.is_positive())
-        {
-            return Err(format!("level {} has size {}", l.price, l.size));
-        }
-        Ok(())
+        self.bids.check().map_err(|e| format!("bids: {e}"))?;
+        self.asks.check().map_err(|e| format!("asks: {e}"))
+    }
+
+    /// Whether both sides are kept as price ladders (the fast form).
+    pub fn is_ladder(&self) -> bool {
+        self.bids.is_ladder() && self.asks.is_ladder()
     }
 }
 

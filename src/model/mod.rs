@@ -8,6 +8,7 @@
 pub mod bars;
 pub mod book;
 pub mod fixed;
+pub mod ladder;
 pub mod rolling;
 
 pub use bars::{Candle, Counters, Engine, EngineConfig, MetricBar, OhlcBar, TradeSide};
