@@ -4,7 +4,10 @@
 //! long-running statement and sends raw rows in batches over a bounded
 //! channel to a second thread that parses them: reading, level parsing and
 //! the processor's book updates run side by side, and memory is bounded by
-//! the channels, not the table. Emptied batches travel back up the
+//! the channels, not the table. A table whose rows need no parsing (trades:
+//! three numbers, checked as they are read) skips that second thread: it
+//! would only pass batches on, at the cost of a hand-off and a wake-up per
+//! batch. Emptied batches travel back up the
 //! pipeline and are refilled, so once it is primed nothing is allocated
 //! per row or per batch: memory stays flat however long the replay.
 //!
@@ -304,6 +307,9 @@ pub trait TableRow: Send + Sized + 'static {
     fn read(row: &rusqlite::Row, prev_ts: i64, text: &mut Vec<u8>) -> rusqlite::Result<Self::Raw>;
     /// Levels it parses go to the end of `levels`, the batch's one buffer.
     fn parse(raw: Self::Raw, text: &[u8], levels: &mut Vec<Level>) -> Self;
+    /// Whether [`TableRow::parse`] is worth a thread of its own; when not,
+    /// the reader thread calls it.
+    const PARSE_THREAD: bool = true;
 }
 
 /// A book row as read: position and where its bids and asks texts are in
@@ -387,6 +393,7 @@ impl TableRow for BookRow {
 impl TableRow for TradeRow {
     type Raw = TradeRow;
     const TABLE: Table = Table::Trades;
+    const PARSE_THREAD: bool = false;
     const COLUMNS: &'static str = "price, size, side";
 
     fn raw_pos(raw: &TradeRow) -> Position {
@@ -492,10 +499,83 @@ impl<R> Batch<R> {
     /// Empties the batch and hands it back up the pipeline (dropped when
     /// enough spares are waiting or the stage above has gone).
     fn recycle(mut self, spares: &SyncSender<Batch<R>>) {
+        self.clear();
+        let _ = spares.try_send(self);
+    }
+
+    fn clear(&mut self) {
         self.rows.clear();
         self.text.clear();
         self.levels.clear();
-        let _ = spares.try_send(self);
+    }
+}
+
+/// Parses a batch of raw rows into a batch taken from `spares`.
+fn parse_batch<R: TableRow>(raw: &mut Batch<R::Raw>, spares: &Receiver<Batch<R>>) -> Batch<R> {
+    let mut out = Batch::reuse(spares);
+    out.levels.reserve(raw.text.len() / 24);
+    let text = &raw.text;
+    out.rows.extend(
+        raw.rows
+            .drain(..)
+            .map(|r| R::parse(r, text, &mut out.levels)),
+    );
+    out
+}
+
+/// Where a reader thread puts the batches it fills.
+trait RawSink<R: TableRow> {
+    /// An empty batch to fill.
+    fn batch(&mut self) -> Batch<R::Raw>;
+    /// Passes a message on; `false` when the stage below has gone.
+    fn send(&mut self, msg: Msg<R::Raw>) -> bool;
+}
+
+/// To a parse thread, which sends emptied batches back.
+struct ToParser<R: TableRow> {
+    tx: SyncSender<Msg<R::Raw>>,
+    spares: Receiver<Batch<R::Raw>>,
+}
+
+impl<R: TableRow> RawSink<R> for ToParser<R> {
+    fn batch(&mut self) -> Batch<R::Raw> {
+        Batch::reuse(&self.spares)
+    }
+
+    fn send(&mut self, msg: Msg<R::Raw>) -> bool {
+        self.tx.send(msg).is_ok()
+    }
+}
+
+/// Parsed in the reader's thread and sent to the consumer; the one raw
+/// batch is reused.
+struct ParseHere<R: TableRow> {
+    tx: SyncSender<Msg<R>>,
+    spares: Receiver<Batch<R>>,
+    raw: Option<Batch<R::Raw>>,
+}
+
+impl<R: TableRow> RawSink<R> for ParseHere<R> {
+    fn batch(&mut self) -> Batch<R::Raw> {
+        self.raw.take().unwrap_or_else(|| Batch {
+            rows: VecDeque::with_capacity(BATCH),
+            text: Vec::new(),
+            levels: Vec::new(),
+        })
+    }
+
+    fn send(&mut self, msg: Msg<R::Raw>) -> bool {
+        let out = match msg {
+            Msg::Rows(mut raw) => {
+                let out = parse_batch(&mut raw, &self.spares);
+                raw.clear();
+                self.raw = Some(raw);
+                Msg::Rows(out)
+            }
+            Msg::Stop(stop) => Msg::Stop(stop),
+            Msg::End => Msg::End,
+        };
+        self.tx.send(out).is_ok()
     }
 }
 
@@ -524,27 +604,38 @@ pub struct TableStream<R: TableRow> {
 }
 
 impl<R: TableRow> TableStream<R> {
-    /// Starts the reader thread.
+    /// Starts the reader thread (and the parse thread, if the rows need
+    /// one).
     pub fn start(spec: StreamSpec) -> TableStream<R> {
         let (tx, rx) = sync_channel::<Msg<R>>(IN_FLIGHT);
-        let (raw_tx, raw_rx) = sync_channel::<Msg<R::Raw>>(IN_FLIGHT);
         let (spares, parsed_spares) = sync_channel::<Batch<R>>(SPARE);
-        let (raw_spares_tx, raw_spares) = sync_channel::<Batch<R::Raw>>(SPARE);
-        let parse = Parse {
-            rx: raw_rx,
-            tx,
-            spares: parsed_spares,
-            raw_spares: raw_spares_tx,
-        };
         let path = spec.path.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("parse-{}", R::TABLE))
-            .spawn(move || parse.run())
-            .and_then(|_| {
-                std::thread::Builder::new()
-                    .name(format!("read-{}", R::TABLE))
-                    .spawn(move || read_table::<R>(spec, raw_tx, raw_spares))
-            });
+        let reader = std::thread::Builder::new().name(format!("read-{}", R::TABLE));
+        let spawned = if R::PARSE_THREAD {
+            let (raw_tx, raw_rx) = sync_channel::<Msg<R::Raw>>(IN_FLIGHT);
+            let (raw_spares_tx, raw_spares) = sync_channel::<Batch<R::Raw>>(SPARE);
+            let parse = Parse {
+                rx: raw_rx,
+                tx,
+                spares: parsed_spares,
+                raw_spares: raw_spares_tx,
+            };
+            let sink = ToParser::<R> {
+                tx: raw_tx,
+                spares: raw_spares,
+            };
+            std::thread::Builder::new()
+                .name(format!("parse-{}", R::TABLE))
+                .spawn(move || parse.run())
+                .and_then(|_| reader.spawn(move || read_table::<R>(spec, sink)))
+        } else {
+            let sink = ParseHere::<R> {
+                tx,
+                spares: parsed_spares,
+                raw: None,
+            };
+            reader.spawn(move || read_table::<R>(spec, sink))
+        };
         // A thread that could not start closes its channel without `End`,
         // so the stream reports this as its stop.
         let lost = spawned
@@ -672,14 +763,7 @@ impl<R: TableRow> Parse<R> {
         for msg in &self.rx {
             let out = match msg {
                 Msg::Rows(mut raw) => {
-                    let mut out = Batch::reuse(&self.spares);
-                    out.levels.reserve(raw.text.len() / 24);
-                    let text = &raw.text;
-                    out.rows.extend(
-                        raw.rows
-                            .drain(..)
-                            .map(|r| R::parse(r, text, &mut out.levels)),
-                    );
+                    let out = parse_batch(&mut raw, &self.spares);
                     raw.recycle(&self.raw_spares);
                     Msg::Rows(out)
                 }
@@ -693,22 +777,17 @@ impl<R: TableRow> Parse<R> {
     }
 }
 
-fn read_table<R: TableRow>(
-    spec: StreamSpec,
-    tx: SyncSender<Msg<R::Raw>>,
-    spares: Receiver<Batch<R::Raw>>,
-) {
-    let last = match stream_rows::<R>(&spec, &tx, &spares) {
+fn read_table<R: TableRow>(spec: StreamSpec, mut sink: impl RawSink<R>) {
+    let last = match stream_rows::<R>(&spec, &mut sink) {
         Ok(()) => Msg::End,
         Err(e) => Msg::Stop(e),
     };
-    let _ = tx.send(last);
+    sink.send(last);
 }
 
 fn stream_rows<R: TableRow>(
     spec: &StreamSpec,
-    tx: &SyncSender<Msg<R::Raw>>,
-    spares: &Receiver<Batch<R::Raw>>,
+    sink: &mut impl RawSink<R>,
 ) -> Result<(), StreamStop> {
     let path = &spec.path;
     let fail = |e: rusqlite::Error| StreamStop::Failed(SourceError::sqlite(path, e));
@@ -737,7 +816,7 @@ fn stream_rows<R: TableRow>(
         Order::Time => stmt.query([after.id, lo, hi, after.ts]),
     }
     .map_err(fail)?;
-    let mut batch = Batch::reuse(spares);
+    let mut batch = sink.batch();
     let mut prev_ts = if spec.after.is_some() {
         after.ts
     } else {
@@ -751,7 +830,7 @@ fn stream_rows<R: TableRow>(
             if pos.ts < prev_ts {
                 batch.text.truncate(text_len);
                 if !batch.rows.is_empty() {
-                    let _ = tx.send(Msg::Rows(batch));
+                    sink.send(Msg::Rows(batch));
                 }
                 return Err(StreamStop::Disorder {
                     table: R::TABLE,
@@ -767,14 +846,14 @@ fn stream_rows<R: TableRow>(
         }
         batch.rows.push_back(r);
         if batch.rows.len() == BATCH {
-            let full = std::mem::replace(&mut batch, Batch::reuse(spares));
-            if tx.send(Msg::Rows(full)).is_err() {
+            let full = std::mem::replace(&mut batch, sink.batch());
+            if !sink.send(Msg::Rows(full)) {
                 return Ok(());
             }
         }
     }
     if !batch.rows.is_empty() {
-        let _ = tx.send(Msg::Rows(batch));
+        sink.send(Msg::Rows(batch));
     }
     Ok(())
 }
