@@ -71,8 +71,19 @@ impl<B: Windowed> Segments<B> {
     /// exists, else made by `new` (given the window start). Opening a
     /// later segment seals the open one. A row for a sealed segment is
     /// counted and left out.
+    #[inline]
     pub fn upsert(&mut self, ts: i64, new: impl FnOnce(i64) -> B, update: impl FnOnce(&mut B)) {
         let w = self.window_ms;
+        // Nearly every row falls in the newest bar's window (bars start at
+        // multiples of `w`, and that bar is in the open segment): no
+        // division needed for those.
+        if let Some(last) = self.open.as_mut().and_then(|seg| seg.bars.last_mut()) {
+            let t = last.ts();
+            if ts >= t && ts < t.saturating_add(w) {
+                self.changed = true;
+                return update(last);
+            }
+        }
         let window = ts.div_euclid(w) * w;
         let start = format::segment_start(ts, w);
         let is_open = self.open.as_ref().is_some_and(|seg| seg.start_ms == start);
