@@ -204,8 +204,16 @@ impl ViewsRecorder {
 
     /// Before a row of the instrument at `ts` is applied to `book`: the
     /// window it leaves gets its heatmap bar.
+    #[inline]
     pub fn before_row(&mut self, ts: i64, book: &Book) {
         let w = self.heatmap.window_ms();
+        // Nearly every row is in the newest row's window: no division.
+        if self
+            .heat_window
+            .is_some_and(|h| ts >= h && ts < h.saturating_add(w))
+        {
+            return;
+        }
         let window = ts.div_euclid(w) * w;
         if self.heat_window != Some(window) {
             if let Some(prev) = self.heat_window {
@@ -229,6 +237,11 @@ impl ViewsRecorder {
             bids: levels(book.bids(), self.depth_levels),
             asks: levels(book.asks(), self.depth_levels),
         };
+        // Unchanged (a flush while the book stood still): nothing to write.
+        let newest = self.heatmap.open().and_then(|s| s.bars.last());
+        if newest == Some(&bar) {
+            return;
+        }
         let update = bar.clone();
         self.heatmap.upsert(window, |_| bar, |b| *b = update);
     }

@@ -301,18 +301,23 @@ pub fn reference(db: &Path) -> Reference {
     }
 }
 
-/// Every bar of an instrument's footprint or heatmap, read segment by
-/// segment as the index lists them, with each segment's tick.
-pub fn stored_view(out: &Path, instrument: &str, view: &str) -> (Vec<Value>, Vec<Value>) {
+/// The entry `id` of the index's list `list` (`series` or `views`).
+fn index_entry(out: &Path, list: &str, id: &str) -> Value {
     let index = json(&out.join("series/index.json"));
-    let id = format!("{instrument}/{view}");
-    let entry = index["views"]
+    index[list]
         .as_array()
         .unwrap()
         .iter()
         .find(|e| e["id"] == id)
         .unwrap_or_else(|| panic!("{id} is not in the index: {index}"))
-        .clone();
+        .clone()
+}
+
+/// Every bar of an instrument's footprint or heatmap, read segment by
+/// segment as the index lists them, with each segment's tick.
+pub fn stored_view(out: &Path, instrument: &str, view: &str) -> (Vec<Value>, Vec<Value>) {
+    let id = format!("{instrument}/{view}");
+    let entry = index_entry(out, "views", &id);
     assert_eq!(entry["window_ms"], VIEW_MS);
     let (mut bars, mut ticks) = (Vec::new(), Vec::new());
     for start in entry["segments"].as_array().unwrap() {
@@ -332,15 +337,8 @@ pub fn stored_view(out: &Path, instrument: &str, view: &str) -> (Vec<Value>, Vec
 /// Every bar of a series, read segment by segment as the index lists them,
 /// checking each segment's fields.
 pub fn stored_bars(out: &Path, instrument: &str, tf: &str, window_ms: i64) -> Vec<Value> {
-    let index = json(&out.join("series/index.json"));
     let id = format!("{instrument}/{tf}");
-    let entry = index["series"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["id"] == id)
-        .unwrap_or_else(|| panic!("{id} is not in the index: {index}"))
-        .clone();
+    let entry = index_entry(out, "series", &id);
     assert_eq!(entry["instrument"], instrument);
     assert_eq!(entry["timeframe"], tf);
     assert_eq!(entry["window_ms"], window_ms);

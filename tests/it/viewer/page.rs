@@ -53,6 +53,21 @@ fn merged(out: &Path, instrument: &str, w: i64) -> Merged {
     Merged { priced, windows }
 }
 
+/// A finished two-instrument run of `minutes` (10 s window) and the page
+/// showing its store: (the temp dir, `OUT`, the viewer).
+fn open_store(b: &Browser, minutes: i64) -> (tempfile::TempDir, std::path::PathBuf, ViewerProcess) {
+    let dir = fast_tempdir();
+    let files = generate(dir.path(), minutes);
+    let out = dir.path().join("out");
+    run_ok(&args(&files, &out, &[]));
+    let v = ViewerProcess::start(&out, 0);
+    b.goto(&v.url());
+    b.wait_state("the store shown", T, |s| {
+        s["mode"] == "store" && s["historyBars"].is_u64() && s["connection"] == "live"
+    });
+    (dir, out, v)
+}
+
 fn click(b: &Browser, selector: &str) {
     let found = b.exec(
         "const e = document.querySelector(arguments[0]); if (!e || e.disabled) return false; e.click(); return true;",
@@ -376,15 +391,7 @@ fn viewer_screenshot() {
     let Some(b) = Browser::start_scaled(1600, 900, dpr) else {
         return;
     };
-    let dir = fast_tempdir();
-    let files = generate(dir.path(), 240);
-    let out = dir.path().join("out");
-    run_ok(&args(&files, &out, &[]));
-    let v = ViewerProcess::start(&out, 0);
-    b.goto(&v.url());
-    b.wait_state("the store shown", T, |s| {
-        s["mode"] == "store" && s["historyBars"].is_u64() && s["connection"] == "live"
-    });
+    let (_dir, out, _v) = open_store(&b, 240);
     click(&b, "[data-timeframe='1m']");
     click(&b, &format!("[data-overlay='{OTHER}']"));
     let one = merged(&out, PRIMARY, 60_000);
@@ -412,15 +419,7 @@ fn page_draws_heatmap_footprint_and_profile() {
     let Some(b) = Browser::start(1600, 900) else {
         return;
     };
-    let dir = fast_tempdir();
-    let files = generate(dir.path(), 120);
-    let out = dir.path().join("out");
-    run_ok(&args(&files, &out, &[]));
-    let v = ViewerProcess::start(&out, 0);
-    b.goto(&v.url());
-    b.wait_state("the store shown", T, |s| {
-        s["mode"] == "store" && s["historyBars"].is_u64() && s["connection"] == "live"
-    });
+    let (_dir, out, _v) = open_store(&b, 120);
     click(&b, "[data-timeframe='1m']");
     b.wait_state("1m", T, |s| {
         s["series"] == format!("{PRIMARY}/1m") && s["bars"].as_u64() > Some(50)
