@@ -28,7 +28,7 @@ pub mod views;
 
 pub use bar::{merge_into, FileBar, Sample, SeriesBar};
 pub use format::{Index, IndexEntry, SegmentFile, SegmentHeader};
-pub use reader::{QueryError, RangeAnswer, RangeQuery, StoreError, StoreReader};
+pub use reader::{QueryError, RangeAnswer, RangeQuery, StoreError, StoreReader, ViewSegment};
 pub use recorder::{InstrumentRecorder, Segment, SegmentWrite, SeriesRecorder};
 pub use timeframe::{Timeframe, TimeframeError};
 

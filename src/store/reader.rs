@@ -44,12 +44,16 @@ pub struct ViewAnswer {
     pub bars: Vec<serde_json::Value>,
 }
 
-/// A footprint or heatmap segment as read.
-#[derive(serde::Deserialize)]
-struct ViewFile {
+/// A footprint or heatmap segment as read (its bars as stored).
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+pub struct ViewSegment {
+    pub window_ms: i64,
     #[serde(default)]
-    tick: Option<f64>,
-    bars: Vec<serde_json::Value>,
+    pub written_ms: i64,
+    /// The footprint's price bucket.
+    #[serde(default)]
+    pub tick: Option<f64>,
+    pub bars: Vec<serde_json::Value>,
 }
 
 /// A store file that cannot be read.
@@ -505,9 +509,6 @@ impl StoreReader {
             })?;
         let (from, to) = (from.unwrap_or(i64::MIN / 4), to.unwrap_or(i64::MAX / 4));
         let span = entry.window_ms * SEGMENT_WINDOWS;
-        let dir = self
-            .out
-            .join(super::views::view_dir(&entry.instrument, &entry.view));
         let mut answer = ViewAnswer {
             series: entry.id.clone(),
             window_ms: entry.window_ms,
@@ -518,7 +519,7 @@ impl StoreReader {
             if start >= to || start + span <= from {
                 continue;
             }
-            let seg: ViewFile = read_json(&dir.join(format::segment_name(start)))?;
+            let seg = self.view_segment(&entry.instrument, &entry.view, start)?;
             answer.tick = seg.tick.or(answer.tick);
             let inside = |b: &serde_json::Value| {
                 b.get(0)
@@ -533,6 +534,22 @@ impl StoreReader {
             }
         }
         Ok(answer)
+    }
+
+    /// The segment of `instrument`'s `view` starting at `start_ms`, read
+    /// from its file (views are not cached: a page asks for the visible
+    /// range only).
+    pub fn view_segment(
+        &self,
+        instrument: &str,
+        view: &str,
+        start_ms: i64,
+    ) -> Result<ViewSegment, StoreError> {
+        let path = self
+            .out
+            .join(super::views::view_dir(instrument, view))
+            .join(format::segment_name(start_ms));
+        read_json(&path)
     }
 
     /// The text of `series/<INSTRUMENT>/depth.json` of an instrument the

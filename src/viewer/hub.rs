@@ -6,7 +6,8 @@
 //! The hub watches `OUT/series` (inotify, recursive) and reacts to each
 //! segment renamed into place: it reads the segment (through the
 //! [`StoreReader`] cache, so a query never parses it again) and diffs it
-//! against the newest segment it knew of that series. A backup poll looks
+//! against the newest segment it knew of that series. Footprint and heatmap
+//! segments are diffed the same way, bar by bar as stored. A backup poll looks
 //! at the index every [`POLL`], re-arms the watch when `series/` was
 //! replaced, and catches up on anything the kernel dropped. Status changes
 //! are numbered into the same sequence ([`Hub::publish_status`]).
@@ -14,7 +15,8 @@
 //! It runs on a thread of its own (file reads and JSON parsing would block
 //! the async runtime) and only reads the store.
 
-use crate::store::format::{self, IndexEntry};
+use crate::store::format;
+use crate::store::views;
 use crate::store::{FileBar, SeriesBar, StoreReader, Timeframe};
 use notify::{RecursiveMode, Watcher};
 use std::collections::{HashMap, VecDeque};
@@ -63,15 +65,51 @@ pub struct HubEvent {
     pub data: String,
 }
 
-/// The newest segment the hub knows of one series.
-struct Known {
+impl HubEvent {
+    /// A `bars` event of stored series `id` (its `seq` set on publishing).
+    fn bars(id: &str, data: String, bars: Vec<SeriesBar>, written_ms: i64) -> HubEvent {
+        HubEvent {
+            seq: 0,
+            kind: Kind::Bars,
+            series: Some(id.to_string()),
+            bars,
+            written_ms,
+            data,
+        }
+    }
+}
+
+/// A bar the hub diffs: a series bar, or a footprint or heatmap bar as
+/// stored (its first element is its window's start).
+pub trait Tracked: Clone + PartialEq {
+    fn ts(&self) -> i64;
+}
+
+impl Tracked for SeriesBar {
+    fn ts(&self) -> i64 {
+        self.ts
+    }
+}
+
+impl Tracked for serde_json::Value {
+    fn ts(&self) -> i64 {
+        self.get(0)
+            .and_then(serde_json::Value::as_i64)
+            .unwrap_or(i64::MIN)
+    }
+}
+
+/// The newest segment the hub knows of one series or view.
+struct Known<T> {
     start: i64,
-    bars: Vec<SeriesBar>,
+    bars: Vec<T>,
 }
 
 struct Inner {
     seq: u64,
-    known: HashMap<String, Known>,
+    known: HashMap<String, Known<SeriesBar>>,
+    /// Footprints and heatmaps, by `INSTRUMENT/VIEW`.
+    views: HashMap<String, Known<serde_json::Value>>,
     history: VecDeque<Arc<HubEvent>>,
     history_bytes: usize,
 }
@@ -98,16 +136,74 @@ pub struct Resume {
 }
 
 /// The bars of `new` that are not in `old` as they are (by timestamp).
-pub fn diff(old: &[SeriesBar], new: &[SeriesBar]) -> Vec<SeriesBar> {
+pub fn diff<T: Tracked>(old: &[T], new: &[T]) -> Vec<T> {
     let same = old.iter().zip(new).take_while(|(a, b)| a == b).count();
     new[same..]
         .iter()
         .filter(|b| {
-            old.binary_search_by_key(&b.ts, |o| o.ts)
+            old.binary_search_by_key(&b.ts(), Tracked::ts)
                 .map_or(true, |i| old[i] != **b)
         })
-        .copied()
+        .cloned()
         .collect()
+}
+
+/// Which segments to read when segment `start` of a series was written
+/// and the hub knew segment `known` of it: every one from the known on
+/// (`listed` by the index, in case a write in between was missed), none
+/// when `start` is older than what is known.
+fn to_read(known: Option<i64>, start: i64, listed: impl FnOnce() -> Vec<i64>) -> Vec<i64> {
+    match known {
+        Some(k) if start > k => {
+            let mut starts: Vec<i64> = listed()
+                .into_iter()
+                .filter(|s| (k..start).contains(s))
+                .collect();
+            if starts.first() != Some(&k) {
+                starts.insert(0, k);
+            }
+            starts.push(start);
+            starts
+        }
+        Some(k) if start < k => Vec::new(), // an older, sealed one: nothing new
+        _ => vec![start],
+    }
+}
+
+/// Learns segment `start` of a series (`bars`) into `map` and returns the
+/// bars that changed, or `None` when it is older than what is known.
+/// The segment starts the index lists for `id` among `entries`.
+fn segments_of<E>(
+    entries: &[E],
+    id: &str,
+    fields: impl Fn(&E) -> (&String, &Vec<i64>),
+) -> Option<Vec<i64>> {
+    entries
+        .iter()
+        .map(fields)
+        .find(|(e, _)| *e == id)
+        .map(|(_, s)| s.clone())
+}
+
+fn learn<T: Tracked>(
+    map: &mut HashMap<String, Known<T>>,
+    id: &str,
+    start: i64,
+    bars: &[T],
+) -> Option<Vec<T>> {
+    let changed = match map.get(id) {
+        Some(k) if k.start == start => diff(&k.bars, bars),
+        Some(k) if k.start > start => return None,
+        _ => bars.to_vec(),
+    };
+    map.insert(
+        id.to_string(),
+        Known {
+            start,
+            bars: bars.to_vec(),
+        },
+    );
+    Some(changed)
 }
 
 impl Hub {
@@ -118,6 +214,7 @@ impl Hub {
             inner: Mutex::new(Inner {
                 seq: 0,
                 known: HashMap::new(),
+                views: HashMap::new(),
                 history: VecDeque::new(),
                 history_bytes: 0,
             }),
@@ -199,68 +296,83 @@ impl Hub {
     /// publishes what changed. With `quiet`, only learns it (start-up).
     pub fn on_segment(&self, instrument: &str, tf: Timeframe, start: i64, quiet: bool) {
         let id = format::series_id(instrument, tf);
-        let known_start = self.lock().known.get(&id).map(|k| k.start);
-        // A newer segment began: the one before it was sealed first
-        // (written just before); read it again in case its event was lost.
-        let starts: Vec<i64> = match known_start {
-            Some(k) if start > k => {
-                // Every segment from the known one on, in case a write in
-                // between was missed.
-                let listed: Vec<i64> = self
-                    .reader
-                    .index()
-                    .ok()
-                    .flatten()
-                    .and_then(|i| {
-                        i.series
-                            .iter()
-                            .find(|e| e.id == id)
-                            .map(|e| e.segments.clone())
-                    })
-                    .unwrap_or_default();
-                let mut starts: Vec<i64> = listed
-                    .into_iter()
-                    .filter(|s| (k..start).contains(s))
-                    .collect();
-                if starts.first() != Some(&k) {
-                    starts.insert(0, k);
-                }
-                starts.push(start);
-                starts
-            }
-            Some(k) if start < k => return, // an older, sealed one: nothing new
-            _ => vec![start],
-        };
-        for s in starts {
-            let Ok(seg) = self.reader.segment(instrument, tf, s) else {
+        let read = |s| self.reader.segment(instrument, tf, s).ok();
+        self.follow(
+            &id,
+            start,
+            quiet,
+            |i| &mut i.known,
+            |i, id| segments_of(&i.series, id, |e| (&e.id, &e.segments)),
+            read,
+            |seg| &seg.bars,
+            |id, seg, changed| {
+                let data = bars_json(id, &changed, seg.written_ms);
+                HubEvent::bars(id, data, changed, seg.written_ms)
+            },
+        );
+    }
+
+    /// A segment of `instrument`'s `view` (footprint or heatmap) starting
+    /// at `start` was written: publishes the bars that changed, as stored.
+    pub fn on_view_segment(&self, instrument: &str, view: &str, start: i64, quiet: bool) {
+        let id = format!("{instrument}/{view}");
+        let read = |s| self.reader.view_segment(instrument, view, s).ok();
+        self.follow(
+            &id,
+            start,
+            quiet,
+            |i| &mut i.views,
+            |i, id| segments_of(&i.views, id, |e| (&e.id, &e.segments)),
+            read,
+            |seg| &seg.bars,
+            |id, seg, changed| {
+                let data = view_json(id, seg.window_ms, seg.tick, &changed, seg.written_ms);
+                HubEvent::bars(id, data, Vec::new(), seg.written_ms)
+            },
+        );
+    }
+
+    /// Reads the segments of `id` from `start` on (and any the index
+    /// lists between the last one known and `start`), learns their
+    /// `bars` and, unless `quiet`, publishes the event `event` makes of
+    /// the bars that changed in each.
+    #[allow(clippy::too_many_arguments)]
+    fn follow<T: Tracked, M>(
+        &self,
+        id: &str,
+        start: i64,
+        quiet: bool,
+        map: fn(&mut Inner) -> &mut HashMap<String, Known<T>>,
+        listed: fn(&format::Index, &str) -> Option<Vec<i64>>,
+        read: impl Fn(i64) -> Option<M>,
+        bars: fn(&M) -> &Vec<T>,
+        event: impl Fn(&str, &M, Vec<T>) -> HubEvent,
+    ) {
+        let known = map(&mut self.lock()).get(id).map(|k| k.start);
+        for s in to_read(known, start, || self.index_entry(|i| listed(i, id))) {
+            let Some(seg) = read(s) else {
                 continue;
             };
             let mut inner = self.lock();
-            let changed = match inner.known.get(&id) {
-                Some(k) if k.start == s => diff(&k.bars, &seg.bars),
-                Some(k) if k.start > s => continue,
-                _ => seg.bars.clone(),
+            let Some(changed) = learn(map(&mut inner), id, s, bars(&seg)) else {
+                continue;
             };
-            inner.known.insert(
-                id.clone(),
-                Known {
-                    start: s,
-                    bars: seg.bars.clone(),
-                },
-            );
             if quiet || changed.is_empty() {
                 continue;
             }
-            let event = HubEvent {
-                seq: 0,
-                kind: Kind::Bars,
-                series: Some(id.clone()),
-                data: bars_json(&id, &changed, seg.written_ms),
-                bars: changed,
-                written_ms: seg.written_ms,
-            };
-            self.publish(&mut inner, event);
+            let e = event(id, &seg, changed);
+            self.publish(&mut inner, e);
         }
+    }
+
+    /// Something the index says, or the default when there is no index.
+    fn index_entry<T: Default>(&self, f: impl FnOnce(&format::Index) -> Option<T>) -> T {
+        self.reader
+            .index()
+            .ok()
+            .flatten()
+            .and_then(|i| f(&i))
+            .unwrap_or_default()
     }
 
     /// Brings every series up to the index (start-up, backup poll, a
@@ -269,21 +381,34 @@ impl Hub {
         let Ok(Some(index)) = self.reader.index() else {
             return;
         };
-        for entry in &index.series {
-            self.sync_entry(entry, quiet);
+        for e in &index.series {
+            if let Some(newest) = self.newest(|i| &mut i.known, &e.id, &e.segments) {
+                self.on_segment(&e.instrument, e.timeframe, newest, quiet);
+            }
+        }
+        for e in &index.views {
+            if let Some(newest) = self.newest(|i| &mut i.views, &e.id, &e.segments) {
+                self.on_view_segment(&e.instrument, &e.view, newest, quiet);
+            }
         }
     }
 
-    fn sync_entry(&self, e: &IndexEntry, quiet: bool) {
-        let Some(&newest) = e.segments.last() else {
-            return;
-        };
-        let known = self.lock().known.get(&e.id).map(|k| k.start);
-        if known.is_some_and(|k| k > newest) {
-            // The store was replaced by a fresh run: start over.
-            self.lock().known.remove(&e.id);
+    /// The newest of a series' `segments`; what is known of it is
+    /// forgotten when it is newer still (the store was replaced by a fresh
+    /// run: start over).
+    fn newest<T>(
+        &self,
+        map: impl FnOnce(&mut Inner) -> &mut HashMap<String, Known<T>>,
+        id: &str,
+        segments: &[i64],
+    ) -> Option<i64> {
+        let newest = *segments.last()?;
+        let mut inner = self.lock();
+        let map = map(&mut inner);
+        if map.get(id).is_some_and(|k| k.start > newest) {
+            map.remove(id);
         }
-        self.on_segment(&e.instrument, e.timeframe, newest, quiet);
+        Some(newest)
     }
 
     /// The store directory was replaced (a fresh run) or removed: nothing
@@ -292,6 +417,7 @@ impl Hub {
         self.reader.clear();
         let mut inner = self.lock();
         inner.known.clear();
+        inner.views.clear();
         let event = HubEvent {
             seq: 0,
             kind: Kind::Reset,
@@ -351,6 +477,9 @@ impl Hub {
                 let Some(start) = file.strip_suffix(".json").and_then(|s| s.parse().ok()) else {
                     return;
                 };
+                if [views::FOOTPRINT, views::HEATMAP].contains(tf) {
+                    return self.on_view_segment(instrument, tf, start, false);
+                }
                 let Ok(tf) = tf.parse::<Timeframe>() else {
                     return;
                 };
@@ -372,6 +501,35 @@ pub fn bars_json(series: &str, bars: &[SeriesBar], written_ms: i64) -> String {
     serde_json::to_string(&Out {
         series,
         bars: bars.iter().map(|b| FileBar(*b)).collect(),
+        written_ms,
+    })
+    .unwrap_or_default()
+}
+
+/// The data of a footprint or heatmap `bars`, `snapshot` or `reset`
+/// event: `{"series", "window_ms", "tick" (footprint), "bars",
+/// "written_ms"}`, the bars as stored.
+pub fn view_json(
+    series: &str,
+    window_ms: i64,
+    tick: Option<f64>,
+    bars: &[serde_json::Value],
+    written_ms: i64,
+) -> String {
+    #[derive(serde::Serialize)]
+    struct Out<'a> {
+        series: &'a str,
+        window_ms: i64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tick: Option<f64>,
+        bars: &'a [serde_json::Value],
+        written_ms: i64,
+    }
+    serde_json::to_string(&Out {
+        series,
+        window_ms,
+        tick,
+        bars,
         written_ms,
     })
     .unwrap_or_default()

@@ -16,10 +16,14 @@
 //! A series may be any whole multiple of a stored one (`5m` over `1m`):
 //! its events are the stored series' changes merged into it, read through
 //! the same [`StoreReader`] as range queries.
+//!
+//! A subscription may also name a view (`INSTRUMENT/footprint` or
+//! `INSTRUMENT/heatmap`): its events carry the view's bars as stored, the
+//! newest [`VIEW_SNAPSHOT_BARS`] in a snapshot.
 
-use super::hub::{bars_json, Hub, HubEvent, Kind};
+use super::hub::{bars_json, view_json, Hub, HubEvent, Kind};
 use super::series::error_reply;
-use crate::store::{format, RangeQuery, StoreReader, Timeframe};
+use crate::store::{format, views, RangeQuery, StoreReader, Timeframe};
 use std::collections::HashMap;
 
 use std::sync::Arc;
@@ -36,15 +40,28 @@ pub const QUEUE: usize = 64;
 /// How long a browser waits before reconnecting.
 pub const RETRY: Duration = Duration::from_millis(500);
 
+/// Footprint or heatmap bars a snapshot or reset carries (a heatmap bar
+/// is a whole book: a few kilobytes).
+pub const VIEW_SNAPSHOT_BARS: i64 = 300;
+
 /// One series a subscriber follows.
 #[derive(Clone, Debug)]
 struct Sub {
-    /// Canonical id, `INSTRUMENT/TF`.
+    /// Canonical id, `INSTRUMENT/TF` or `INSTRUMENT/VIEW`.
     id: String,
     instrument: String,
-    tf: Timeframe,
+    what: What,
     /// The stored series whose changes feed it.
     base: String,
+}
+
+/// What a subscription is of.
+#[derive(Clone, Copy, Debug)]
+enum What {
+    /// Bars at a timeframe (stored, or merged from a stored one).
+    Bars(Timeframe),
+    /// The footprint or the heatmap, as stored.
+    View(&'static str),
 }
 
 /// Checks `series=…` against the store: each id known or mergeable.
@@ -55,9 +72,36 @@ fn subscriptions(reader: &StoreReader, list: &str) -> Result<Vec<Sub>, (StatusCo
         .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
     let mut subs: Vec<Sub> = Vec::new();
     for id in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let (instrument, tf) = id
-            .rsplit_once('/')
-            .ok_or_else(|| bad(format!("series {id:?} is not INSTRUMENT/TIMEFRAME")))?;
+        let (instrument, tf) = id.rsplit_once('/').ok_or_else(|| {
+            bad(format!(
+                "series {id:?} is not INSTRUMENT/TIMEFRAME or INSTRUMENT/footprint|heatmap"
+            ))
+        })?;
+        if let Some(view) = [views::FOOTPRINT, views::HEATMAP]
+            .into_iter()
+            .find(|v| *v == tf)
+        {
+            let known = index.as_ref().is_some_and(|i| {
+                i.views
+                    .iter()
+                    .any(|e| e.instrument == instrument && e.view == view)
+            });
+            if !known {
+                return Err((
+                    StatusCode::NOT_FOUND,
+                    format!("unknown series {id}: the store has no {view} of {instrument}"),
+                ));
+            }
+            if !subs.iter().any(|s| s.id == id) {
+                subs.push(Sub {
+                    id: id.to_string(),
+                    instrument: instrument.to_string(),
+                    what: What::View(view),
+                    base: id.to_string(),
+                });
+            }
+            continue;
+        }
         let tf: Timeframe = tf
             .parse()
             .map_err(|e: crate::store::TimeframeError| bad(e.to_string()))?;
@@ -80,7 +124,7 @@ fn subscriptions(reader: &StoreReader, list: &str) -> Result<Vec<Sub>, (StatusCo
             subs.push(Sub {
                 id: canonical,
                 instrument: instrument.to_string(),
-                tf,
+                what: What::Bars(tf),
                 base: base.id.clone(),
             });
         }
@@ -101,29 +145,43 @@ fn parse_id(text: &str, instance: &str) -> Option<u64> {
 
 /// The newest bars of `sub` (a snapshot or reset).
 fn newest(reader: &StoreReader, sub: &Sub) -> String {
-    let Ok(Some(index)) = reader.index() else {
-        return bars_json(&sub.id, &[], 0);
-    };
-    let last = index
-        .series
-        .iter()
-        .find(|e| e.id == sub.base)
-        .and_then(|e| e.last_ts);
-    let Some(last) = last else {
-        return bars_json(&sub.id, &[], 0);
-    };
-    let w = sub.tf.ms();
-    let q = RangeQuery {
-        instrument: sub.instrument.clone(),
-        timeframe: sub.tf,
-        from: Some(last.div_euclid(w) * w - (SNAPSHOT_BARS - 1) * w),
-        to: None,
-        max_bars: None,
-    };
-    let written = index.updated_ms;
-    match reader.query(&q) {
-        Ok(a) => bars_json(&sub.id, &a.bars, written),
-        Err(_) => bars_json(&sub.id, &[], written),
+    let index = reader.index().ok().flatten();
+    let written = index.as_ref().map_or(0, |i| i.updated_ms);
+    match sub.what {
+        What::Bars(tf) => {
+            let last = index.as_ref().and_then(|i| {
+                i.series
+                    .iter()
+                    .find(|e| e.id == sub.base)
+                    .and_then(|e| e.last_ts)
+            });
+            let w = tf.ms();
+            let bars = last.and_then(|last| {
+                let q = RangeQuery {
+                    instrument: sub.instrument.clone(),
+                    timeframe: tf,
+                    from: Some(last.div_euclid(w) * w - (SNAPSHOT_BARS - 1) * w),
+                    to: None,
+                    max_bars: None,
+                };
+                reader.query(&q).ok()
+            });
+            bars_json(&sub.id, bars.as_ref().map_or(&[], |a| &a.bars), written)
+        }
+        What::View(view) => {
+            let entry = index
+                .as_ref()
+                .and_then(|i| i.views.iter().find(|e| e.id == sub.base));
+            let (w, last) = entry.map_or((0, None), |e| (e.window_ms, e.last_ts));
+            let answer = last.and_then(|last| {
+                let from = last.div_euclid(w) * w - (VIEW_SNAPSHOT_BARS - 1) * w;
+                reader.view(&sub.instrument, view, Some(from), None).ok()
+            });
+            match answer {
+                Some(a) => view_json(&sub.id, a.window_ms, a.tick, &a.bars, written),
+                None => view_json(&sub.id, w, None, &[], written),
+            }
+        }
     }
 }
 
@@ -141,14 +199,17 @@ fn convert(reader: &StoreReader, subs: &[Sub], ev: &HubEvent) -> Vec<(&'static s
                 }
                 // A longer timeframe: the windows these bars fall in, merged
                 // again from the store.
-                let w = s.tf.ms();
+                let What::Bars(tf) = s.what else {
+                    return ("bars", String::new());
+                };
+                let w = tf.ms();
                 let lo = ev.bars.iter().map(|b| b.ts.div_euclid(w) * w).min();
                 let hi = ev.bars.iter().map(|b| b.ts.div_euclid(w) * w).max();
                 let bars = match (lo, hi) {
                     (Some(lo), Some(hi)) => reader
                         .query(&RangeQuery {
                             instrument: s.instrument.clone(),
-                            timeframe: s.tf,
+                            timeframe: tf,
                             from: Some(lo),
                             to: Some(hi + w),
                             max_bars: None,

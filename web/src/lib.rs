@@ -336,6 +336,19 @@ impl Chart {
         }
     }
 
+    /// Heatmap columns from the stream, replacing or added to those held.
+    pub fn upsert_heat(&mut self, flat: &[f64]) {
+        series::upsert(&mut self.data.views.heat, &views::heat_from_flat(flat));
+    }
+
+    /// Footprints from the stream, replacing or added to those held.
+    pub fn upsert_foot(&mut self, flat: &[f64], tick: f64) {
+        series::upsert(&mut self.data.views.foot, &views::foot_from_flat(flat));
+        if tick.is_finite() && tick > 0.0 {
+            self.data.views.tick = tick;
+        }
+    }
+
     /// Which views are drawn, and the footprint rows' height in ticks.
     pub fn show_views(&mut self, heat: bool, foot: bool, profile: bool, group: f64) {
         let v = &mut self.data.views;

@@ -110,15 +110,27 @@ pub fn merge(bars: &[Bar], k: f64) -> Vec<Bar> {
     out
 }
 
+/// Something held by its window's start: a bar, a heatmap column, a
+/// footprint.
+pub trait Timed: Clone {
+    fn ts(&self) -> f64;
+}
+
+impl Timed for Bar {
+    fn ts(&self) -> f64 {
+        self.ts
+    }
+}
+
 /// Replaces or inserts each of `new` (oldest first) in `into` by `ts`.
-pub fn upsert(into: &mut Vec<Bar>, new: &[Bar]) {
+pub fn upsert<T: Timed>(into: &mut Vec<T>, new: &[T]) {
     for b in new {
         match into.last() {
-            Some(last) if last.ts < b.ts => into.push(*b),
-            None => into.push(*b),
-            _ => match into.binary_search_by(|x| x.ts.total_cmp(&b.ts)) {
-                Ok(i) => into[i] = *b,
-                Err(i) => into.insert(i, *b),
+            Some(last) if last.ts() < b.ts() => into.push(b.clone()),
+            None => into.push(b.clone()),
+            _ => match into.binary_search_by(|x| x.ts().total_cmp(&b.ts())) {
+                Ok(i) => into[i] = b.clone(),
+                Err(i) => into.insert(i, b.clone()),
             },
         }
     }

@@ -21,6 +21,18 @@ pub struct Footprint {
     pub levels: Vec<[f64; 3]>,
 }
 
+impl crate::series::Timed for HeatColumn {
+    fn ts(&self) -> f64 {
+        self.ts
+    }
+}
+
+impl crate::series::Timed for Footprint {
+    fn ts(&self) -> f64 {
+        self.ts
+    }
+}
+
 /// What the views hold and which are on.
 #[derive(Clone, Debug, Default)]
 pub struct Views {
@@ -205,6 +217,21 @@ pub fn heat_max(heat: &[HeatColumn], x0: f64, x1: f64, lo: f64, hi: f64) -> f64 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_footprints_replace_by_window_and_keep_order() {
+        let mut held = foot_from_flat(&[0.0, 1.0, 10.0, 1.0, 0.0, 2000.0, 0.0]);
+        // The newest window grew, and a new one began.
+        let diff = foot_from_flat(&[2000.0, 1.0, 10.0, 0.0, 4.0, 3000.0, 0.0]);
+        crate::series::upsert(&mut held, &diff);
+        let ts: Vec<f64> = held.iter().map(|f| f.ts).collect();
+        assert_eq!(ts, [0.0, 2000.0, 3000.0]);
+        assert_eq!(held[1].levels, vec![[10.0, 0.0, 4.0]]);
+        // An older window changed again: replaced where it is.
+        crate::series::upsert(&mut held, &foot_from_flat(&[0.0, 0.0]));
+        assert!(held[0].levels.is_empty());
+        assert_eq!(held.len(), 3);
+    }
 
     #[test]
     fn flat_views_round_trip() {

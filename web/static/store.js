@@ -68,12 +68,12 @@ export class StoreView {
     this.written = null;
     this.generation = 0;
     this.waits = 0;
-    // Orderflow views: which are on, the range held, one fetch at a time.
+    // Orderflow views: which are on, the range held (fetched, then grown
+    // by the stream's diffs), one fetch at a time.
     this.views = { heatmap: false, footprint: false, profile: false, group: 1 };
     this.viewsHeld = null;
     this.viewsBusy = false;
-    this.viewsDirty = false;
-    this.viewsAt = 0;
+    this.viewStreams = '';
   }
 
   get active() { return this.index !== null; }
@@ -204,13 +204,45 @@ export class StoreView {
     this.chart.show_views(v.heatmap, v.footprint, v.profile, v.group);
     this.state.views = { ...v };
     if (refetch) this.viewsHeld = null;
+    if (this.viewIds().join(',') !== this.viewStreams) this.connect();
     this.buildControls();
     this.hooks.draw();
   }
 
+  // The views the stream follows: those on (the profile is drawn from the
+  // footprints) that the store has.
+  viewIds() {
+    const v = this.views, ids = [];
+    if (v.heatmap && this.viewEntry('heatmap')) ids.push(`${this.instrument}/heatmap`);
+    if ((v.footprint || v.profile) && this.viewEntry('footprint')) ids.push(`${this.instrument}/footprint`);
+    return ids;
+  }
+
+  // A footprint or heatmap event: its bars go into what is held when they
+  // touch it (the held range then grows with them); a reset starts over.
+  onView(ev, name) {
+    if (name === 'reset') { this.viewsHeld = null; return; }
+    const held = this.viewsHeld, bars = Array.isArray(ev.bars) ? ev.bars : [];
+    if (!held || held.gen !== this.generation || !bars.length) return;
+    const w = ev.window_ms;
+    const first = bars[0][0], last = bars[bars.length - 1][0];
+    if (first > held.to || last + w < held.from) return;
+    if (ev.series.endsWith('/heatmap')) {
+      this.chart.upsert_heat(flatHeat(bars));
+    } else {
+      this.chart.upsert_foot(flatFoot(bars), ev.tick == null ? NaN : ev.tick);
+      if (ev.tick != null) this.state.tick = ev.tick;
+    }
+    held.to = Math.max(held.to, last + w);
+    // Bounded: a held range grown past 40 000 windows is fetched anew
+    // around the view.
+    if ((held.to - held.from) / w > 40000) this.viewsHeld = null;
+    this.state.viewEvents = (this.state.viewEvents || 0) + 1;
+  }
+
   // Fetches the views' bars for the visible range (and half a view's
   // width each side) when they are on and what is held does not cover
-  // it; while following, again at most once a second as bars arrive.
+  // it; while following, the stream's diffs keep it covered.
   async syncViews() {
     const v = this.views;
     if (!(v.heatmap || v.footprint || v.profile) || this.viewsBusy) return;
@@ -225,14 +257,8 @@ export class StoreView {
     from = Math.max(from, to - 19000 * w);
     const held = this.viewsHeld;
     const covered = held && held.from <= Math.max(x0, from) && held.to >= x1 && held.gen === this.generation;
-    const fresh = !this.viewsDirty || performance.now() - this.viewsAt < 1000;
-    if (covered && fresh) {
-      if (this.viewsDirty) setTimeout(() => this.hooks.draw(), 1000);
-      return;
-    }
+    if (covered) return;
     this.viewsBusy = true;
-    this.viewsDirty = false;
-    this.viewsAt = performance.now();
     const gen = this.generation, name = this.instrument;
     try {
       const range = `from=${from}&to=${to}`;
@@ -439,7 +465,8 @@ export class StoreView {
   // replace the tail, bars diffs update it, status events feed the header.
   connect() {
     if (this.es) this.es.close();
-    const ids = [this.primaryId, this.overlayId].filter(Boolean);
+    this.viewStreams = this.viewIds().join(',');
+    const ids = [this.primaryId, this.overlayId, ...this.viewIds()].filter(Boolean);
     const es = new EventSource(`/api/stream?series=${encodeURIComponent(ids.join(','))}`);
     this.es = es;
     this.open = false;
@@ -447,6 +474,11 @@ export class StoreView {
     const onBars = (replace) => (e) => {
       if (es !== this.es) return;
       const ev = JSON.parse(e.data);
+      if (/\/(footprint|heatmap)$/.test(ev.series)) {
+        this.onView(ev, e.type);
+        this.hooks.draw();
+        return;
+      }
       const w = which(ev.series);
       if (w < 0) return;
       const flat = flat14(ev.bars || []);
@@ -465,7 +497,6 @@ export class StoreView {
             }
           }
           this.chart.strip_upsert(flat);
-          this.viewsDirty = true;
         }
         this.loadDepth();
       }

@@ -396,6 +396,35 @@ fn viewer_page_follows_a_processor_replay_across_a_viewer_restart() {
         assert!(header.contains(part), "header {header:?} lacks {part:?}");
     }
 
+    // The heatmap and footprint follow the stream too: fetched once when
+    // switched on, then grown by diffs with no refetch.
+    let toggle = |b: &Browser| {
+        b.exec(
+            "for (const v of ['heatmap', 'footprint']) document.querySelector(`[data-view='${v}']`).click();",
+            json!([]),
+        )
+    };
+    let view_fetches = |b: &Browser| {
+        b.exec(
+            "return performance.getEntriesByType('resource').filter(e => /\\/api\\/series\\/GEN\\/(footprint|heatmap)/.test(e.name)).length;",
+            json!([]),
+        )
+        .as_u64()
+        .unwrap()
+    };
+    toggle(&b);
+    let drawn = b.wait_state("views drawn", T, |s| {
+        s["heatColumns"].as_u64() >= Some(3) && s["viewFetches"].as_u64() >= Some(1)
+    });
+    let fetches = view_fetches(&b);
+    let columns = drawn["heatColumns"].as_u64().unwrap();
+    b.wait_state("views grown by stream diffs", T, |s| {
+        s["heatColumns"].as_u64() >= Some(columns + 3) && s["viewEvents"].as_u64() >= Some(6)
+    });
+    assert_eq!(view_fetches(&b), fetches, "no view refetch while following");
+    toggle(&b);
+    b.wait_state("views off", T, |s| s["heatColumns"] == 0.0);
+
     // Pan away from the live edge (arrow key), so bars hold still, then
     // hover an older bar, which the processor no longer changes.
     b.exec(

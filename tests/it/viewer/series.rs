@@ -195,6 +195,11 @@ fn series_api_serves_every_range_exactly() {
         ),
         ("/api/stream?series=NOPE/1m", 404, "unknown series NOPE/1m"),
         (
+            "/api/stream?series=NOPE-USDT/heatmap",
+            404,
+            "no heatmap of NOPE-USDT",
+        ),
+        (
             "/api/stream?series=GEN-USDT",
             400,
             "is not INSTRUMENT/TIMEFRAME",
@@ -216,16 +221,27 @@ const DAY: i64 = 1_704_067_200_000;
 /// Upserts the bars of a `snapshot`, `reset` or `bars` event.
 fn apply(state: &mut BTreeMap<String, BTreeMap<i64, Value>>, ev: &Value) {
     let series = ev["series"].as_str().unwrap().to_string();
+    if series.ends_with("/footprint") && ev["bars"].as_array().is_some_and(|b| !b.is_empty()) {
+        assert!(ev["tick"].as_f64().is_some_and(|t| t > 0.0), "{ev}");
+        assert_eq!(ev["window_ms"], crate::store::VIEW_MS, "{ev}");
+    }
     let bars = state.entry(series).or_default();
     for b in ev["bars"].as_array().unwrap() {
         bars.insert(b[0].as_i64().unwrap(), b.clone());
     }
 }
 
-const SUBSCRIBED: [&str; 3] = ["GEN-USDT/1s", "ALT-USDT/1m", "GEN-USDT/5m"];
+/// Stored, merged, and the footprint and heatmap (stored as they are).
+const SUBSCRIBED: [&str; 5] = [
+    "GEN-USDT/1s",
+    "ALT-USDT/1m",
+    "GEN-USDT/5m",
+    "GEN-USDT/footprint",
+    "ALT-USDT/heatmap",
+];
 
 /// Whether `state` holds exactly the final bars of every subscribed series
-/// from its first bar on.
+/// (or view) from its first bar on.
 fn rebuilt(addr: std::net::SocketAddr, state: &BTreeMap<String, BTreeMap<i64, Value>>) -> bool {
     SUBSCRIBED.iter().all(|id| {
         let Some(mine) = state.get(*id) else {
@@ -294,7 +310,7 @@ fn stream_subscribers_rebuild_the_store_from_snapshot_and_diffs() {
     let finished = loop {
         for (c, state) in clients.iter().zip(states.iter_mut()) {
             while let Some(ev) = c.next(Instant::now() + Duration::from_millis(1)) {
-                if first_names.len() < 3 {
+                if first_names.len() < SUBSCRIBED.len() {
                     first_names.push(ev.name.clone());
                 }
                 match ev.name.as_str() {
@@ -311,7 +327,7 @@ fn stream_subscribers_rebuild_the_store_from_snapshot_and_diffs() {
         assert!(Instant::now() < deadline, "the replay did not finish");
     };
     assert!(finished);
-    assert_eq!(first_names, ["snapshot", "snapshot", "snapshot"]);
+    assert_eq!(first_names, ["snapshot"; SUBSCRIBED.len()]);
     // After the last write, every subscriber catches up.
     for (i, (c, state)) in clients.iter().zip(states.iter_mut()).enumerate() {
         wait_for(
