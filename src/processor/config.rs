@@ -62,7 +62,9 @@ pub struct Job {
     #[arg(long, num_args = 1.., value_name = "FILE", help_heading = "Input")]
     pub db: Vec<PathBuf>,
 
-    /// Rewrite the output files at most this often while running.
+    /// Rewrite the output files at most this often while running (at
+    /// `--speed max`, less often, up to once a second, when building a
+    /// flush would take more than a twentieth of the replay's time).
     #[arg(
         long,
         default_value_t = 100,

@@ -9,8 +9,9 @@
 //! first on ties, then instrument order), applies each row to its
 //! instrument's engine and series, paces the replay for `--speed`, and
 //! flushes checkpoint, data files, store files and status at most every
-//! `--flush-ms` (status at least once a second, as the heartbeat the
-//! supervisor watches).
+//! `--flush-ms`, less often when building a flush would take more than a
+//! twentieth of an unpaced loop's time (status at least once a second, as the
+//! heartbeat the supervisor watches).
 //!
 //! This module owns the pipeline's control flow (opening, the merge loop,
 //! pacing, steering); `output` what each flush writes and when; the
@@ -49,6 +50,14 @@ const HEARTBEAT: Duration = Duration::from_millis(500);
 const POLL: Duration = Duration::from_millis(200);
 /// Skipped rows reported one by one before only counting them.
 const REPORTED_SKIPS: u64 = 10;
+/// At `--speed max`, a flush is due no sooner than this many times the
+/// time the last one took to build, so that building flushes stays under a
+/// twentieth of the replay loop's time however large the checkpoint and
+/// open segments grow (`--flush-ms` is a floor on the interval, not a
+/// promise).
+const FLUSH_COST_SHARE: u32 = 20;
+/// The interval between flushes never grows past this.
+const MAX_FLUSH_INTERVAL: Duration = Duration::from_millis(1000);
 /// Sealed segments held for the writer before the replay waits for it
 /// (keeps memory bounded when the disk is slower than the replay).
 const MAX_SEALED_WAITING: usize = 32;
@@ -180,6 +189,8 @@ pub struct Processor {
     started_ms: i64,
     rows_at_start: u64,
     last_flush: Instant,
+    /// How long building the last flush took (see [`FLUSH_COST_SHARE`]).
+    flush_cost: Duration,
     last_status: Instant,
     pace: Option<(Instant, i64)>,
     progress: Progress,
@@ -300,6 +311,7 @@ impl Processor {
             started: Instant::now(),
             started_ms: ipc::now_ms(),
             last_flush: Instant::now(),
+            flush_cost: Duration::ZERO,
             last_status: Instant::now(),
             pace: None,
             progress: Progress::new(&label),

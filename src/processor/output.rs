@@ -8,11 +8,21 @@
 use super::flusher::{json, write_rows, Batch};
 use super::progress::market_time;
 use super::{counters, Dirty, Processor, ProcessorError, HEARTBEAT, MAX_SEALED_WAITING};
+use super::{FLUSH_COST_SHARE, MAX_FLUSH_INTERVAL};
 use crate::ipc::{self, files, IpcError, RunState, Status};
 use crate::model::{Engine, Level};
 use crate::store;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+/// The time from one flush to the next: `--flush-ms` (`floor`), or more
+/// when the last flush took `cost` to build (see [`FLUSH_COST_SHARE`]).
+fn flush_interval(floor: Duration, cost: Duration) -> Duration {
+    let by_cost = cost
+        .saturating_mul(FLUSH_COST_SHARE)
+        .min(MAX_FLUSH_INTERVAL);
+    floor.max(by_cost)
+}
 
 impl Processor {
     /// Flushes when due, or refreshes the heartbeat. Waits for the writer
@@ -25,10 +35,19 @@ impl Processor {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
-        if self.last_flush.elapsed() >= self.config.flush || waiting > MAX_SEALED_WAITING {
+        // A paced replay waits for market time anyway: the flush cost only
+        // matters while it runs flat out.
+        let cost = match self.steering.speed {
+            Some(_) => Duration::ZERO,
+            None => self.flush_cost,
+        };
+        let interval = flush_interval(self.config.flush, cost);
+        if self.last_flush.elapsed() >= interval || waiting > MAX_SEALED_WAITING {
             if self.flusher.ready()? {
+                let began = Instant::now();
                 self.prepare_flush()?;
                 if self.flusher.offer(self.batch(RunState::Running, None))? {
+                    self.flush_cost = began.elapsed();
                     self.flushed();
                 }
             }
@@ -278,4 +297,23 @@ pub(super) fn newest_bar(out: &Path) -> Option<i64> {
     let a = ohlc.and_then(|v| v.last().map(|r| r.ts));
     let b = metrics.and_then(|v| v.last().map(|r| r.ts));
     a.max(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flushes_slow_down_only_while_building_them_is_costly() {
+        let ms = Duration::from_millis;
+        // Cheap flushes keep the asked cadence.
+        assert_eq!(flush_interval(ms(100), ms(0)), ms(100));
+        assert_eq!(flush_interval(ms(100), ms(4)), ms(100));
+        // A 12 ms flush is built at most every 240 ms (5 % of the loop).
+        assert_eq!(flush_interval(ms(100), ms(12)), ms(240));
+        // Never slower than once a second...
+        assert_eq!(flush_interval(ms(100), ms(400)), ms(1000));
+        // ...unless --flush-ms asks for it.
+        assert_eq!(flush_interval(ms(5000), ms(400)), ms(5000));
+    }
 }
