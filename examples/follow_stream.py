@@ -4,6 +4,7 @@
 Standard library only. Usage:
 
     examples/follow_stream.py [--url http://127.0.0.1:8050] [--series BTC-USDT/1m,ETH-USDT/1m]
+    examples/follow_stream.py --series BTC-USDT/1m,BTC-USDT/footprint,BTC-USDT/heatmap
 
 Without --series it follows every series of the first instrument in
 /api/series. It reconnects by itself (sending Last-Event-ID, so the viewer
@@ -25,7 +26,25 @@ def utc(ms):
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms / 1000))
 
 
+def print_view(kind, data):
+    """A footprint or heatmap event: its bars as stored (docs/formats.md)."""
+    view = data["series"].rsplit("/", 1)[1]
+    for row in data["bars"]:
+        if view == "footprint":
+            buy = sum(r[1] for r in row[1])
+            sell = sum(r[2] for r in row[1])
+            what = f"{len(row[1])} prices (tick {data['tick']})  buy {buy:.6g}  sell {sell:.6g}"
+        else:
+            bids, asks = row[1], row[2]
+            best = f"{bids[0][0] if bids else '-'} / {asks[0][0] if asks else '-'}"
+            what = f"{len(bids)} bids, {len(asks)} asks  best {best}"
+        print(f"{kind:8} {data['series']:20} {utc(row[0])}  {what}", flush=True)
+
+
 def print_bars(kind, data):
+    if "window_ms" in data:
+        print_view(kind, data)
+        return
     for row in data["bars"]:
         bar = dict(zip(COLUMNS, row))
         price = ("O {open} H {high} L {low} C {close}".format(**bar)

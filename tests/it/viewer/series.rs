@@ -24,6 +24,7 @@ fn segment_bars(out: &Path, id: &str) -> Vec<Value> {
         .as_array()
         .unwrap()
         .iter()
+        .chain(index["views"].as_array().unwrap())
         .find(|e| e["id"] == id)
         .unwrap()
         .clone();
@@ -395,25 +396,24 @@ fn the_python_example_follows_the_stream() {
     run_ok(&args(&files, &out, &[]));
     let v = TestViewer::start(&out);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/follow_stream.py");
-    let mut child = crate::harness::KillOnDrop(
-        std::process::Command::new("python3")
-            .arg(script)
-            .args([
-                "--url",
-                &format!("http://{}", v.addr),
-                "--series",
-                "ALT-USDT/1m",
-            ])
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let stdout = child.0.stdout.take().unwrap();
+    // The first `n` lines the example prints for `series`.
+    let follow = |series: &str, n: usize| -> Vec<String> {
+        let mut child = crate::harness::KillOnDrop(
+            std::process::Command::new("python3")
+                .arg(&script)
+                .args(["--url", &format!("http://{}", v.addr), "--series", series])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let stdout = child.0.stdout.take().unwrap();
+        std::io::BufRead::lines(std::io::BufReader::new(stdout))
+            .take(n)
+            .map(Result::unwrap)
+            .collect()
+    };
     let want = segment_bars(&out, "ALT-USDT/1m");
-    let lines: Vec<String> = std::io::BufRead::lines(std::io::BufReader::new(stdout))
-        .take(want.len())
-        .map(Result::unwrap)
-        .collect();
+    let lines = follow("ALT-USDT/1m", want.len());
     assert_eq!(lines.len(), want.len());
     for (line, bar) in lines.iter().zip(&want) {
         assert!(line.starts_with("snapshot ALT-USDT/1m"), "{line}");
@@ -424,6 +424,31 @@ fn the_python_example_follows_the_stream() {
         };
         assert!(line.contains(&close), "{line} lacks {close}");
         assert!(line.contains(&format!("CVD {}", bar[13])), "{line}");
+    }
+    // Views print a line per window: the footprint's prices, the heatmap's
+    // book sides.
+    let want = segment_bars(&out, "ALT-USDT/footprint");
+    assert!(!want.is_empty(), "the run traded");
+    let lines = follow("ALT-USDT/footprint", want.len());
+    assert_eq!(lines.len(), want.len());
+    for (line, bar) in lines.iter().zip(&want) {
+        assert!(line.starts_with("snapshot ALT-USDT/footprint"), "{line}");
+        let prices = bar[1].as_array().unwrap().len();
+        assert!(line.contains(&format!(" {prices} prices (tick ")), "{line}");
+    }
+    let want = segment_bars(&out, "ALT-USDT/heatmap");
+    let lines = follow("ALT-USDT/heatmap", want.len());
+    assert_eq!(lines.len(), want.len());
+    for (line, bar) in lines.iter().zip(&want) {
+        let (bids, asks) = (bar[1].as_array().unwrap(), bar[2].as_array().unwrap());
+        let sides = format!(
+            "{} bids, {} asks  best {} / {}",
+            bids.len(),
+            asks.len(),
+            bids[0][0],
+            asks[0][0]
+        );
+        assert!(line.contains(&sides), "{line} lacks {sides}");
     }
 }
 
