@@ -38,7 +38,7 @@ use checkpoint::{Checkpoint, Cursor, Fingerprint, Sorted};
 use flusher::{json, Flusher};
 use output::newest_bar;
 use progress::Progress;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -185,6 +185,11 @@ pub struct Processor {
     clear_store: bool,
     /// Store directories known to exist.
     made_dirs: HashSet<PathBuf>,
+    /// A resumed run's segment files (relative to `OUT`) by whether they
+    /// were found sealed on disk: a flush of the killed run may have
+    /// written them before the checkpoint it did not live to write. Those
+    /// found sealed are never written again.
+    sealed_on_disk: HashMap<PathBuf, bool>,
     started: Instant,
     started_ms: i64,
     rows_at_start: u64,
@@ -308,6 +313,7 @@ impl Processor {
             resumed,
             clear_store: !resumed,
             made_dirs: HashSet::new(),
+            sealed_on_disk: HashMap::new(),
             started: Instant::now(),
             started_ms: ipc::now_ms(),
             last_flush: Instant::now(),

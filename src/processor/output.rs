@@ -78,7 +78,8 @@ impl Processor {
 
     /// Before a batch is built: seals segments market time has passed,
     /// replaces the old store on a fresh start, makes the directories the
-    /// batch writes into.
+    /// batch writes into, and (resumed) looks once at each segment file it
+    /// is about to write for one sealed on disk already.
     pub(super) fn prepare_flush(&mut self) -> Result<(), ProcessorError> {
         for lane in &mut self.st.lanes {
             lane.snapshot_views();
@@ -97,11 +98,29 @@ impl Processor {
             }
             self.clear_store = false;
             self.made_dirs.clear();
+            self.sealed_on_disk.clear();
         }
         let mut dirs: Vec<PathBuf> = Vec::new();
         for lane in &self.st.lanes {
             dirs.push(store::format::instrument_dir(lane.store.instrument()));
             dirs.extend(lane.store.dirs());
+        }
+        if self.resumed {
+            let mut rels = Vec::new();
+            for lane in &self.st.lanes {
+                let writes = lane.store.heatmap_writes().into_iter();
+                rels.extend(
+                    writes
+                        .chain(lane.store.writes())
+                        .map(|w| w.dir.join(&w.name)),
+                );
+            }
+            for rel in rels {
+                if !self.sealed_on_disk.contains_key(&rel) {
+                    let sealed = sealed_on_disk(&self.config.out.join(&rel));
+                    self.sealed_on_disk.insert(rel, sealed);
+                }
+            }
         }
         for dir in dirs {
             if !self.made_dirs.contains(&dir) {
@@ -121,12 +140,20 @@ impl Processor {
     pub(super) fn batch(&self, state: RunState, message: Option<String>) -> Batch<'_> {
         let mut batch = Batch::new();
         let now = ipc::now_ms();
-        // Heatmap segments first: the checkpoint does not hold their bars,
-        // a resumed run reads them back (crate::store::views).
+        // Heatmap segments and every sealed segment first: the checkpoint
+        // holds neither (a resumed run reads the open heatmap back, and
+        // never rewrites a sealed file; crate::store::views).
+        let mut open = Vec::with_capacity(self.st.lanes.len());
         for l in &self.st.lanes {
             for write in l.store.heatmap_writes() {
                 self.push_segment(&mut batch, write, now);
             }
+            let (sealed, rest): (Vec<_>, Vec<_>) =
+                l.store.writes().into_iter().partition(|w| w.sealed);
+            for write in sealed {
+                self.push_segment(&mut batch, write, now);
+            }
+            open.push(rest);
         }
         if self.config.checkpoint() {
             batch.push((files::CHECKPOINT.into(), json(&self.st)));
@@ -152,8 +179,8 @@ impl Processor {
                 json(depth(engine, self.config.depth_levels)),
             ));
         }
-        for (lane, l) in self.st.lanes.iter().enumerate() {
-            for write in l.store.writes() {
+        for ((lane, l), writes) in self.st.lanes.iter().enumerate().zip(open) {
+            for write in writes {
                 self.push_segment(&mut batch, write, now);
             }
             if self.dirty.lane_depth[lane] {
@@ -190,10 +217,11 @@ impl Processor {
     }
 
     /// A segment file into the batch; a resumed run never rewrites one
-    /// sealed on disk.
+    /// sealed on disk, whether its state has it sealed yet or not (see
+    /// [`Processor::prepare_flush`]).
     fn push_segment<'a>(&self, batch: &mut Batch<'a>, write: store::SegmentWrite<'a>, now: i64) {
         let rel = write.dir.join(&write.name);
-        if write.sealed && self.resumed && sealed_on_disk(&self.config.out.join(&rel)) {
+        if self.sealed_on_disk.get(&rel) == Some(&true) {
             return;
         }
         batch.push((rel, Box::new(move |w| write.write(w, now))));

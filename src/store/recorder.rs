@@ -4,7 +4,9 @@
 //! Pure state (no I/O, no clock), serialised into the checkpoint, so a
 //! resumed run holds exactly the open segments the killed one had. Only
 //! each series' open segment is held, plus the segments sealed since the
-//! last flush until the writer has them ([`InstrumentRecorder::handed`]).
+//! last flush until the writer has them ([`InstrumentRecorder::handed`]);
+//! those are written before the checkpoint and left out of it
+//! (docs/adr/0009-store-segments-before-the-checkpoint.md).
 //!
 //! A segment is sealed when market time reaches its end (the next row is in
 //! a later segment, or [`InstrumentRecorder::seal_through`] at a flush), or

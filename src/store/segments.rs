@@ -9,7 +9,9 @@
 //! segment is left out and counted (`late_rows`), so no sealed file ever
 //! changes. The bar type is the caller's: 14-column bars
 //! ([`super::recorder`]), footprints and heatmaps ([`super::views`]).
-//! Pure state, serialised into the checkpoint.
+//! Pure state, serialised into the checkpoint, all but the sealed segments
+//! waiting for the writer: a flush puts those on disk before the
+//! checkpoint that no longer holds them.
 
 use super::format::{self, SEGMENT_WINDOWS};
 use serde::{Deserialize, Serialize};
@@ -32,7 +34,10 @@ pub struct Segment<B> {
 pub struct Segments<B> {
     window_ms: i64,
     pub(super) open: Option<Segment<B>>,
-    /// Sealed since the last flush, not yet handed to the writer.
+    /// Sealed since the last flush, not yet handed to the writer. Not in
+    /// the checkpoint: a flush writes them before it (docs/formats.md,
+    /// "Writing and crash safety").
+    #[serde(skip_serializing, default = "Vec::new")]
     pub(super) sealed: Vec<Segment<B>>,
     /// The open segment changed since it was last handed to the writer.
     pub(super) changed: bool,

@@ -383,9 +383,14 @@ impl ViewsRecorder {
                 })
                 .collect()
         };
+        // The file may be ahead of the checkpoint (written before one that
+        // was never written): windows after the checkpoint's newest are
+        // left for the replay to make again, so they are counted once.
+        let newest = self.heatmap.last_ts();
         let bars = file
             .bars
             .into_iter()
+            .filter(|(ts, _, _)| newest.is_some_and(|n| *ts <= n))
             .map(|(ts, b, a)| HeatBar {
                 ts,
                 bids: raw(b),

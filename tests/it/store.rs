@@ -638,16 +638,58 @@ fn a_footprint_tick_buckets_prices_and_bad_ones_are_refused() {
     }
 }
 
-#[test]
-fn sigkills_at_random_instants_leave_the_store_as_an_uninterrupted_run() {
-    let dir = fast_tempdir();
-    let files = generate(dir.path(), 180);
-    let reference = dir.path().join("reference");
+/// Three hours of two instruments, replayed uninterrupted into
+/// `reference` (flushing every 20 ms): the files, the arguments for `out`,
+/// and how long the uninterrupted run took.
+fn kill_test_run(dir: &Path, out: &Path) -> (PathBuf, Vec<String>, Duration) {
+    let files = generate(dir, 180);
+    let reference = dir.join("reference");
     let started = Instant::now();
     run_ok(&args(&files, &reference, &["--flush-ms", "20"]));
     let total = started.elapsed();
+    (reference, args(&files, out, &["--flush-ms", "20"]), total)
+}
 
+/// Starts the processor with `argv` and SIGKILLs it after `after`; `false`
+/// when it finished first.
+fn kill_after(argv: &[String], after: Duration) -> bool {
+    let mut child = KillOnDrop(
+        std::process::Command::new(PROCESSOR)
+            .args(argv)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + after;
+    while Instant::now() < deadline && child.0.try_wait().unwrap().is_none() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    if child.0.try_wait().unwrap().is_some() {
+        return false;
+    }
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    true
+}
+
+/// The store in `out` is the one in `reference` (but for wall-clock stamps).
+fn assert_same_store(out: &Path, reference: &Path, context: &str) {
+    let (got, want) = (store_files(out), store_files(reference));
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>(),
+        "the same store files"
+    );
+    for (path, v) in &want {
+        assert!(&got[path] == v, "{} differs {context}", path.display());
+    }
+}
+
+#[test]
+fn sigkills_at_random_instants_leave_the_store_as_an_uninterrupted_run() {
+    let dir = fast_tempdir();
     let out = dir.path().join("out");
+    let (reference, argv, total) = kill_test_run(dir.path(), &out);
     let stop = Arc::new(AtomicBool::new(false));
     let reader = {
         let (stop, out) = (stop.clone(), out.clone());
@@ -661,25 +703,12 @@ fn sigkills_at_random_instants_leave_the_store_as_an_uninterrupted_run() {
             (reads, seen.len())
         })
     };
-    let argv = args(&files, &out, &["--flush-ms", "20"]);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
     let mut kills = 0;
     for _ in 0..15 {
-        let child = std::process::Command::new(PROCESSOR)
-            .args(&argv)
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut child = KillOnDrop(child);
-        let deadline = Instant::now() + total.mul_f64(rng.gen_range(0.03..0.3));
-        while Instant::now() < deadline && child.0.try_wait().unwrap().is_none() {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        if child.0.try_wait().unwrap().is_some() {
+        if !kill_after(&argv, total.mul_f64(rng.gen_range(0.03..0.3))) {
             break;
         }
-        child.0.kill().unwrap();
-        child.0.wait().unwrap();
         kills += 1;
     }
     run_ok(&argv);
@@ -691,22 +720,55 @@ fn sigkills_at_random_instants_leave_the_store_as_an_uninterrupted_run() {
         reads > 10 && sealed_seen > 0,
         "{reads} reads, {sealed_seen} sealed segments seen"
     );
-    let (got, want) = (store_files(&out), store_files(&reference));
-    assert_eq!(
-        got.keys().collect::<Vec<_>>(),
-        want.keys().collect::<Vec<_>>(),
-        "the same store files"
-    );
-    for (path, v) in &want {
-        assert!(
-            &got[path] == v,
-            "{} differs after {kills} kills",
-            path.display()
-        );
-    }
+    assert_same_store(&out, &reference, &format!("after {kills} kills"));
     // And the sealed files the reader saw never changed afterwards either.
     let mut seen = HashMap::new();
     sealed_segments(&out, &mut seen);
+}
+
+/// A flush writes the segments it seals before its checkpoint, which no
+/// longer holds them. Killed between the two, the run resumes from the
+/// previous checkpoint with those files already on disk: it must neither
+/// rewrite them nor end differently.
+#[test]
+fn sealed_segments_written_before_a_lost_checkpoint_are_kept_as_they_are() {
+    let dir = fast_tempdir();
+    let out = dir.path().join("out");
+    let (reference, argv, total) = kill_test_run(dir.path(), &out);
+    let mut want_sealed = HashMap::new();
+    sealed_segments(&reference, &mut want_sealed);
+
+    // SIGKILL mid-run, early enough that segments are still to be sealed.
+    let mut fraction = 0.3;
+    let ahead: Vec<PathBuf> = loop {
+        let _ = std::fs::remove_dir_all(&out);
+        kill_after(&argv, total.mul_f64(fraction));
+        let mut have = HashMap::new();
+        sealed_segments(&out, &mut have);
+        let ahead: Vec<PathBuf> = want_sealed
+            .keys()
+            .map(|p| p.strip_prefix(&reference).unwrap().to_path_buf())
+            .filter(|rel| !have.contains_key(&out.join(rel)))
+            .collect();
+        if out.join("checkpoint.json").exists() && ahead.len() >= 3 {
+            break ahead;
+        }
+        fraction *= 0.7;
+        assert!(fraction > 0.001, "no kill landed before the last segments");
+    };
+    // The segments a later flush sealed, on disk before its checkpoint.
+    for rel in &ahead {
+        std::fs::copy(reference.join(rel), out.join(rel)).unwrap();
+    }
+    run_ok(&argv);
+    for rel in &ahead {
+        assert!(
+            std::fs::read(out.join(rel)).unwrap() == want_sealed[&reference.join(rel)],
+            "sealed {} was rewritten",
+            rel.display()
+        );
+    }
+    assert_same_store(&out, &reference, "after resuming");
 }
 
 #[test]
