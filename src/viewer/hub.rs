@@ -437,6 +437,7 @@ impl Hub {
         let mut watcher: Option<notify::RecommendedWatcher> = None;
         let mut identity = None;
         self.sync(true);
+        let mut last_sync = std::time::Instant::now();
         while !stop.load(Ordering::Relaxed) {
             let now = dir_identity(&root);
             if now != identity && identity.is_some() {
@@ -460,8 +461,14 @@ impl Hub {
                         self.on_path(&root, &p);
                     }
                 }
-                Err(mpsc::RecvTimeoutError::Timeout) => self.sync(false),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => watcher = None,
+            }
+            // The backup poll, also while events keep coming (one the
+            // watch reported but could not place must not wait for quiet).
+            if last_sync.elapsed() >= POLL {
+                self.sync(false);
+                last_sync = std::time::Instant::now();
             }
         }
     }

@@ -114,7 +114,7 @@ pub struct Viewer {
 impl Viewer {
     /// Binds the listener and reads the files once. Must be called inside
     /// a tokio runtime.
-    pub async fn bind(config: Config) -> Result<Viewer, ViewerError> {
+    pub async fn bind(mut config: Config) -> Result<Viewer, ViewerError> {
         let host = config.host.clone();
         let port = config.port;
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
@@ -157,6 +157,13 @@ impl Viewer {
             dir: config.out_dir.clone(),
             source,
         })?;
+        // The watches report absolute paths, which must match the paths
+        // they are compared with: `--out out` is made absolute here once.
+        config.out_dir =
+            std::path::absolute(&config.out_dir).map_err(|source| ViewerError::CreateDir {
+                dir: config.out_dir.clone(),
+                source,
+            })?;
         let state = Arc::new(State::new(&config.out_dir));
         state.reload_all(true);
         Ok(Viewer {

@@ -20,8 +20,15 @@ pub struct ViewerProcess {
 
 impl ViewerProcess {
     pub fn start(out: &Path, port: u16) -> ViewerProcess {
+        ViewerProcess::start_in(Path::new("."), out, port)
+    }
+
+    /// Started in `cwd`, with `out` as given (relative to `cwd` when it is
+    /// relative, as `--out out` usually is).
+    pub fn start_in(cwd: &Path, out: &Path, port: u16) -> ViewerProcess {
         let mut child = KillOnDrop(
             TestCommand::new(VIEWER)
+                .current_dir(cwd)
                 .args(["--out", &out.to_string_lossy(), "--port", &port.to_string()])
                 .stdout(Stdio::piped())
                 .spawn()

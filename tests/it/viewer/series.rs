@@ -263,7 +263,9 @@ fn stream_subscribers_rebuild_the_store_from_snapshot_and_diffs() {
     let files = generate(dir.path(), 8);
     let out = dir.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
-    let viewer = ViewerProcess::start(&out, 0);
+    // `--out out`, relative, as users type it: the store's watch must
+    // still match the paths it reports.
+    let viewer = ViewerProcess::start_in(dir.path(), Path::new("out"), 0);
     let addr = viewer.addr;
     let argv = args(&files, &out, &["--speed", "120", "--flush-ms", "20"]);
     let mut proc = crate::harness::KillOnDrop(
@@ -296,6 +298,7 @@ fn stream_subscribers_rebuild_the_store_from_snapshot_and_diffs() {
     let mut states: Vec<BTreeMap<String, BTreeMap<i64, Value>>> =
         vec![BTreeMap::new(); clients.len()];
     let mut statuses = 0;
+    let mut live_bars = 0;
     let mut first_names = Vec::new();
     // The leaving client: its snapshot and a few events, then it is gone.
     let mut left_state = BTreeMap::new();
@@ -316,7 +319,11 @@ fn stream_subscribers_rebuild_the_store_from_snapshot_and_diffs() {
                 }
                 match ev.name.as_str() {
                     "status" => statuses += 1,
-                    "snapshot" | "bars" | "reset" => apply(state, &ev.data),
+                    "bars" => {
+                        live_bars += 1;
+                        apply(state, &ev.data)
+                    }
+                    "snapshot" | "reset" => apply(state, &ev.data),
                     other => panic!("unexpected event {other}"),
                 }
             }
@@ -329,6 +336,13 @@ fn stream_subscribers_rebuild_the_store_from_snapshot_and_diffs() {
     };
     assert!(finished);
     assert_eq!(first_names, ["snapshot"; SUBSCRIBED.len()]);
+    // Diffs arrive as the replay writes (about 650 a subscriber here), not
+    // only from the backup poll once it goes quiet (10 a subscriber when
+    // the watch's paths did not match a relative --out).
+    assert!(
+        live_bars >= 50 * clients.len(),
+        "{live_bars} bars events during the replay"
+    );
     // After the last write, every subscriber catches up.
     for (i, (c, state)) in clients.iter().zip(states.iter_mut()).enumerate() {
         wait_for(
