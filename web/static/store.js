@@ -127,6 +127,11 @@ export class StoreView {
     return true;
   }
 
+  // Counts `name` in the page state the tests and the console read.
+  tally(name) {
+    this.state[name] = (this.state[name] || 0) + 1;
+  }
+
   leave() {
     this.index = null;
     if (this.es) this.es.close();
@@ -237,7 +242,7 @@ export class StoreView {
     // Bounded: a held range grown past 40 000 windows is fetched anew
     // around the view.
     if ((held.to - held.from) / w > 40000) this.viewsHeld = null;
-    this.state.viewEvents = (this.state.viewEvents || 0) + 1;
+    this.tally('viewEvents');
   }
 
   // Fetches the views' bars for the visible range (and half a view's
@@ -274,7 +279,7 @@ export class StoreView {
         this.state.tick = f.tick;
       }
       this.viewsHeld = { from, to, gen };
-      this.state.viewFetches = (this.state.viewFetches || 0) + 1;
+      this.tally('viewFetches');
       this.hooks.draw();
     } catch (e) {
       this.state.errors++;
@@ -373,7 +378,7 @@ export class StoreView {
       this.lastWant = key;
       this.range = { from, to };
       this.lastStaleFetch = performance.now();
-      this.state.rangeFetches = (this.state.rangeFetches || 0) + 1;
+      this.tally('rangeFetches');
       if (this.overlay) await this.fetchOverlay();
       this.hooks.draw();
     } catch (e) {
@@ -409,7 +414,7 @@ export class StoreView {
   // new series or a stream (re)start; stream diffs extend it after that.
   async refreshStrip() {
     if (this.stripBusy) { this.stripAgain = true; return; }
-    this.stripBusy = true;
+    this.stripBusy = this.state.stripping = true;
     const gen = this.generation;
     try {
       const px = Math.max(50, Math.round(document.getElementById('strip').getBoundingClientRect().width));
@@ -421,6 +426,7 @@ export class StoreView {
       if (index && Array.isArray(index.series) && index.series.length) this.index = index;
       this.setExtent();
       this.chart.set_strip(flat14(body.bars), body.window_ms);
+      this.tally('stripFetches');
       this.state.historyBars = body.total;
       const src = this.source(this.instrument, this.timeframe);
       const w = tfMs(this.timeframe);
@@ -429,7 +435,7 @@ export class StoreView {
     } catch (e) {
       console.warn('strip fetch failed', e);
     } finally {
-      this.stripBusy = false;
+      this.stripBusy = this.state.stripping = false;
       if (this.stripAgain) { this.stripAgain = false; this.refreshStrip(); }
     }
   }
@@ -485,8 +491,9 @@ export class StoreView {
       if (replace) this.chart.set_tail(w, flat); else this.chart.upsert_tail(w, flat);
       if (Number.isFinite(ev.written_ms)) this.written = Math.max(this.written || 0, ev.written_ms);
       if (w === 0) {
-        this.state.streamEvents = (this.state.streamEvents || 0) + 1;
+        this.tally('streamEvents');
         if (replace) {
+          this.tally(e.type === 'reset' ? 'resets' : 'snapshots');
           this.refreshStrip();
         } else {
           // New windows count into the run's bars and extend the strip.
@@ -502,7 +509,12 @@ export class StoreView {
       }
       this.hooks.draw();
     };
-    es.addEventListener('open', () => { if (es === this.es) { this.open = true; this.hooks.conn(); } });
+    es.addEventListener('open', () => {
+      if (es !== this.es) return;
+      this.open = true;
+      this.tally('streamOpens');
+      this.hooks.conn();
+    });
     es.addEventListener('snapshot', onBars(true));
     es.addEventListener('reset', onBars(true));
     es.addEventListener('bars', onBars(false));

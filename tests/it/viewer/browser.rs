@@ -358,6 +358,7 @@ fn viewer_page_follows_a_processor_replay_across_a_viewer_restart() {
             && s["mode"] == "store"
             && s["historyBars"].is_u64()
             && s["fetching"] != true
+            && s["stripping"] != true
     });
     assert_eq!(s["series"], "GEN/5s", "the store at the run's window");
     // Live bars come as stream diffs: no file is fetched for them.
@@ -379,7 +380,7 @@ fn viewer_page_follows_a_processor_replay_across_a_viewer_restart() {
     assert_eq!(
         after.len(),
         before.len(),
-        "no whole-file or range refetch while following: {:?}",
+        "no whole-file or range refetch while following: {:?}\nbefore: {s}\nafter: {s2}",
         &after[before.len().min(after.len())..]
     );
     assert!(
