@@ -4,12 +4,14 @@
 //! The processor, the viewer and the supervisor share nothing but this
 //! module's files, so everything about them lives here: names
 //! ([`files`]), formats ([`formats`]), the atomic replace
-//! ([`atomic`]), the one-writer lock ([`lock`]) and the public writer type
+//! ([`atomic`]), throwing a directory away in the background
+//! ([`discard`]), the one-writer lock ([`lock`]) and the public writer type
 //! that any Rust program can use to feed the viewer ([`VizWriter`]).
 //! This module must not know about SQLite, the book or HTTP.
 
 pub mod atomic;
 pub mod control;
+pub mod discard;
 pub mod formats;
 pub mod lock;
 pub mod writer;

@@ -185,6 +185,9 @@ pub struct Processor {
     clear_store: bool,
     /// Store directories known to exist.
     made_dirs: HashSet<PathBuf>,
+    /// Stores of earlier runs being deleted in the background
+    /// ([`ipc::discard`]); waited for when the run ends.
+    discarding: Vec<ipc::discard::Discarding>,
     /// A resumed run's segment files (relative to `OUT`) by whether they
     /// were found sealed on disk: a flush of the killed run may have
     /// written them before the checkpoint it did not live to write. Those
@@ -313,6 +316,9 @@ impl Processor {
             resumed,
             clear_store: !resumed,
             made_dirs: HashSet::new(),
+            discarding: ipc::discard::sweep(&config.out, store::format::DIR)
+                .into_iter()
+                .collect(),
             sealed_on_disk: HashMap::new(),
             started: Instant::now(),
             started_ms: ipc::now_ms(),
@@ -377,6 +383,14 @@ impl Processor {
                 ))
             }
         });
+        for pending in std::mem::take(&mut self.discarding) {
+            for (path, e) in pending.wait() {
+                self.progress.println(&format!(
+                    "note: could not delete the old series store {}: {e}; delete it by hand",
+                    path.display()
+                ));
+            }
+        }
         match result {
             Ok(outcome) => {
                 self.reserve.release();

@@ -91,11 +91,15 @@ impl Processor {
         }
         let root = self.config.out.join(store::format::DIR);
         if self.clear_store {
-            match std::fs::remove_dir_all(&root) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => return Err(ProcessorError::ClearStore { path: root, source }),
-            }
+            // Renamed aside at once, deleted while the replay goes on.
+            let pending =
+                ipc::discard::discard(&self.config.out, store::format::DIR).map_err(|source| {
+                    ProcessorError::ClearStore {
+                        path: root.clone(),
+                        source,
+                    }
+                })?;
+            self.discarding.extend(pending);
             self.clear_store = false;
             self.made_dirs.clear();
             self.sealed_on_disk.clear();

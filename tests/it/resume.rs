@@ -137,6 +137,11 @@ fn twenty_sigkills_lose_nothing() {
 
 /// Every file in `dir` and below (the series store) but the lock: its
 /// path, bytes and modification time.
+fn inode(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).unwrap().ino()
+}
+
 fn contents_and_mtimes(dir: &Path) -> Vec<(PathBuf, Vec<u8>, std::time::SystemTime)> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
@@ -199,6 +204,7 @@ fn a_checkpoint_for_other_arguments_is_refused_unless_fresh() {
         "left as it was"
     );
     other.push("--fresh");
+    let old_store = inode(&out.join("series"));
     let run = processor(&other);
     assert!(
         run.status.success(),
@@ -210,6 +216,16 @@ fn a_checkpoint_for_other_arguments_is_refused_unless_fresh() {
         bars.windows(2).all(|w| w[1][0] - w[0][0] >= 30_000.0),
         "30 s bars after --fresh"
     );
+    // The old run's store was replaced whole (renamed aside, deleted in
+    // the background before the run ended): a new directory, no leftovers.
+    assert_ne!(inode(&out.join("series")), old_store, "a new store");
+    let leftovers: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("discarded"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
     // Changed input data is refused as well.
     let c = rusqlite::Connection::open(&db).unwrap();
     c.execute(
