@@ -9,6 +9,8 @@
 //! - [`timeframe`]: window lengths (`1s`, `5m`, `1d`) and their names;
 //! - [`bar`]: the 14-column bar, exact, and exact merging into longer windows;
 //! - [`format`](mod@format): paths, the segment object, the index;
+//! - [`json`]: the bars of a segment written by hand, fast and byte for
+//!   byte as serde_json writes them;
 //! - [`segments`]: which segment is open, sealed, changed, for any bar;
 //! - [`recorder`]: the processor's side, building segments row by row;
 //! - [`views`]: the footprint and heatmap of every window, recorded beside;
@@ -20,6 +22,7 @@
 
 pub mod bar;
 pub mod format;
+pub mod json;
 pub mod reader;
 pub mod recorder;
 pub mod segments;
