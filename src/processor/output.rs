@@ -7,7 +7,9 @@
 
 use super::flusher::{json, write_rows, Batch};
 use super::progress::market_time;
-use super::{counters, Dirty, Processor, ProcessorError, HEARTBEAT, MAX_SEALED_WAITING};
+use super::{
+    counters, Dirty, Processor, ProcessorError, HEARTBEAT, MAX_SEALED_WAITING, SEALED_BATCH,
+};
 use super::{FLUSH_COST_SHARE, MAX_FLUSH_INTERVAL};
 use crate::ipc::{self, files, IpcError, RunState, Status};
 use crate::model::{Engine, Level};
@@ -42,7 +44,25 @@ impl Processor {
             None => self.flush_cost,
         };
         let interval = flush_interval(self.config.flush, cost);
-        if self.last_flush.elapsed() >= interval || waiting > MAX_SEALED_WAITING {
+        let due = self.last_flush.elapsed() >= interval || waiting > MAX_SEALED_WAITING;
+        if !due && waiting >= SEALED_BATCH && self.flusher.ready()? {
+            // Sealed segments go as soon as a few are waiting, on their
+            // own: memory holds few of them, and the writer, idle between
+            // flushes, spreads their fsyncs over the run.
+            self.prepare_dirs()?;
+            let mut batch = Batch::new();
+            let now = ipc::now_ms();
+            for l in &self.st.lanes {
+                for write in l.store.sealed_writes() {
+                    self.push_segment(&mut batch, write, now);
+                }
+            }
+            if self.flusher.offer(batch)? {
+                for lane in &mut self.st.lanes {
+                    lane.store.handed_sealed();
+                }
+            }
+        } else if due {
             if self.flusher.ready()? {
                 let began = Instant::now();
                 self.prepare_flush()?;
@@ -89,6 +109,13 @@ impl Processor {
                 lane.store.seal_through(ts);
             }
         }
+        self.prepare_dirs()
+    }
+
+    /// Before any segment is written: replaces the old store on a fresh
+    /// start, makes the directories, and (resumed) looks up which of the
+    /// segments to write are sealed on disk already.
+    fn prepare_dirs(&mut self) -> Result<(), ProcessorError> {
         let root = self.config.out.join(store::format::DIR);
         if self.clear_store {
             // Renamed aside at once, deleted while the replay goes on.

@@ -362,6 +362,25 @@ impl InstrumentRecorder {
         }
     }
 
+    /// The writer has the sealed segments of every series and view (a
+    /// flush of those alone: [`InstrumentRecorder::sealed_writes`]).
+    pub fn handed_sealed(&mut self) {
+        for s in &mut self.series {
+            s.segments.handed_sealed();
+        }
+        if let Some(v) = &mut self.views {
+            v.handed_sealed();
+        }
+    }
+
+    /// The sealed segments waiting, of every series and view.
+    pub fn sealed_writes(&self) -> Vec<SegmentWrite<'_>> {
+        let mut out = self.heatmap_writes();
+        out.extend(self.writes());
+        out.retain(|w| w.sealed);
+        out
+    }
+
     pub fn index_entries(&self) -> impl Iterator<Item = IndexEntry> + '_ {
         self.series.iter().map(|s| s.index_entry(&self.instrument))
     }

@@ -183,6 +183,11 @@ impl<B: Windowed> Segments<B> {
         self.changed = false;
     }
 
+    /// The writer has the sealed segments (and not the open one).
+    pub fn handed_sealed(&mut self) {
+        self.sealed.clear();
+    }
+
     /// The same bookkeeping with no bars (what a checkpoint holds of a
     /// view whose bars are read back from their files).
     pub fn without_bars(&self) -> Segments<B> {

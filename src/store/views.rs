@@ -308,6 +308,12 @@ impl ViewsRecorder {
         self.heatmap.handed();
     }
 
+    /// The writer has the sealed segments.
+    pub fn handed_sealed(&mut self) {
+        self.footprint.handed_sealed();
+        self.heatmap.handed_sealed();
+    }
+
     /// The directories its segments go in, relative to `OUT`.
     pub fn dirs(&self) -> [PathBuf; 2] {
         [
