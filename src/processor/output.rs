@@ -46,22 +46,7 @@ impl Processor {
         let interval = flush_interval(self.config.flush, cost);
         let due = self.last_flush.elapsed() >= interval || waiting > MAX_SEALED_WAITING;
         if !due && waiting >= SEALED_BATCH && self.flusher.ready()? {
-            // Sealed segments go as soon as a few are waiting, on their
-            // own: memory holds few of them, and the writer, idle between
-            // flushes, spreads their fsyncs over the run.
-            self.prepare_dirs()?;
-            let mut batch = Batch::new();
-            let now = ipc::now_ms();
-            for l in &self.st.lanes {
-                for write in l.store.sealed_writes() {
-                    self.push_segment(&mut batch, write, now);
-                }
-            }
-            if self.flusher.offer(batch)? {
-                for lane in &mut self.st.lanes {
-                    lane.store.handed_sealed();
-                }
-            }
+            self.flush_sealed()?;
         } else if due {
             if self.flusher.ready()? {
                 let began = Instant::now();
@@ -78,6 +63,26 @@ impl Processor {
                 .offer(vec![(files::STATUS.into(), json(status))])?
             {
                 self.last_status = Instant::now();
+            }
+        }
+        Ok(())
+    }
+
+    /// Sealed segments on their own, between flushes: memory holds few of
+    /// them, and the writer, idle between flushes, spreads their fsyncs
+    /// over the run. No checkpoint or index (docs/adr/0009).
+    fn flush_sealed(&mut self) -> Result<(), ProcessorError> {
+        self.prepare_dirs()?;
+        let mut batch = Batch::new();
+        let now = ipc::now_ms();
+        for l in &self.st.lanes {
+            for write in l.store.sealed_writes() {
+                self.push_segment(&mut batch, write, now);
+            }
+        }
+        if self.flusher.offer(batch)? {
+            for lane in &mut self.st.lanes {
+                lane.store.handed_sealed();
             }
         }
         Ok(())

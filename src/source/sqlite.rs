@@ -495,11 +495,16 @@ impl<R> Batch<R> {
     /// An emptied batch from `spares` (keeping its capacity), or a new one
     /// while the pipeline is still filling up.
     fn reuse(spares: &Receiver<Batch<R>>) -> Batch<R> {
-        spares.try_recv().unwrap_or_else(|_| Batch {
+        spares.try_recv().unwrap_or_else(|_| Batch::empty())
+    }
+
+    /// A new, empty batch.
+    fn empty() -> Batch<R> {
+        Batch {
             rows: VecDeque::with_capacity(BATCH),
             text: Vec::new(),
             levels: Vec::new(),
-        })
+        }
     }
 
     /// Empties the batch and hands it back up the pipeline (dropped when
@@ -563,11 +568,7 @@ struct ParseHere<R: TableRow> {
 
 impl<R: TableRow> RawSink<R> for ParseHere<R> {
     fn batch(&mut self) -> Batch<R::Raw> {
-        self.raw.take().unwrap_or_else(|| Batch {
-            rows: VecDeque::with_capacity(BATCH),
-            text: Vec::new(),
-            levels: Vec::new(),
-        })
+        self.raw.take().unwrap_or_else(Batch::empty)
     }
 
     fn send(&mut self, msg: Msg<R::Raw>) -> bool {
@@ -885,11 +886,7 @@ mod tests {
 
     impl RawSink<BookRow> for Recorder {
         fn batch(&mut self) -> Batch<RawBook> {
-            Batch {
-                rows: VecDeque::new(),
-                text: Vec::new(),
-                levels: Vec::new(),
-            }
+            Batch::empty()
         }
 
         fn send(&mut self, msg: Msg<RawBook>) -> bool {

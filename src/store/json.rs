@@ -83,6 +83,33 @@ pub fn array<T>(out: &mut Vec<u8>, items: &[T], mut each: impl FnMut(&mut Vec<u8
     out.push(b']');
 }
 
+/// Bytes [`array_to`] gathers before it passes them on.
+pub const CHUNK: usize = 32 << 10;
+
+/// As [`array`] for a whole segment's bars: appended to `out`, which is
+/// passed on to `w` a chunk at a time (a heatmap segment is about a
+/// megabyte of text).
+pub fn array_to<T>(
+    w: &mut dyn std::io::Write,
+    out: &mut Vec<u8>,
+    items: &[T],
+    each: fn(&mut Vec<u8>, &T),
+) -> std::io::Result<()> {
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        each(out, item);
+        if out.len() >= CHUNK {
+            w.write_all(out)?;
+            out.clear();
+        }
+    }
+    out.push(b']');
+    Ok(())
+}
+
 /// A 14-column bar (docs/formats.md, "Bars").
 pub fn series_bar(out: &mut Vec<u8>, b: &SeriesBar) {
     out.push(b'[');

@@ -155,44 +155,19 @@ impl SegmentWrite<'_> {
             tick,
             bars: [(); 0],
         };
-        let mut out = Vec::with_capacity(2 * CHUNK);
+        let mut out = Vec::with_capacity(2 * json::CHUNK);
         serde_json::to_writer(&mut out, &head).map_err(std::io::Error::other)?;
         // `…,"bars":[]}`: the bars go between the brackets.
         debug_assert!(out.ends_with(b"[]}"));
         out.truncate(out.len() - b"[]}".len());
         match &self.body {
-            Body::Series(s) => bars(w, &mut out, &s.bars, json::series_bar)?,
-            Body::Footprint(s, _) => bars(w, &mut out, &s.bars, json::foot_bar)?,
-            Body::Heatmap(s) => bars(w, &mut out, &s.bars, json::heat_bar)?,
+            Body::Series(s) => json::array_to(w, &mut out, &s.bars, json::series_bar)?,
+            Body::Footprint(s, _) => json::array_to(w, &mut out, &s.bars, json::foot_bar)?,
+            Body::Heatmap(s) => json::array_to(w, &mut out, &s.bars, json::heat_bar)?,
         }
         out.push(b'}');
         w.write_all(&out)
     }
-}
-
-/// Bytes gathered before they are passed on to the file.
-const CHUNK: usize = 32 << 10;
-
-/// `[bar,…]` into `out`, passed on to `w` a chunk at a time.
-fn bars<B>(
-    w: &mut dyn Write,
-    out: &mut Vec<u8>,
-    bars: &[B],
-    each: fn(&mut Vec<u8>, &B),
-) -> std::io::Result<()> {
-    out.push(b'[');
-    for (i, b) in bars.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        each(out, b);
-        if out.len() >= CHUNK {
-            w.write_all(out)?;
-            out.clear();
-        }
-    }
-    out.push(b']');
-    Ok(())
 }
 
 /// Every series of one instrument.
