@@ -177,6 +177,8 @@ pub struct Processor {
     config: Config,
     /// Each instrument's input files, in processing order.
     files: Vec<Vec<InputFile>>,
+    /// What [`source::inspect`] found in each of `files`.
+    infos: Vec<Vec<FileInfo>>,
     rows_total: u64,
     _lock: DirLock,
     st: Checkpoint,
@@ -230,13 +232,13 @@ impl Processor {
     /// Checks inputs, locks `OUT`, loads the checkpoint. Writes nothing.
     pub fn open(config: &Config) -> Result<Processor, ProcessorError> {
         let files = find_inputs(config)?;
-        let infos: Vec<FileInfo> = files
+        let infos: Vec<Vec<FileInfo>> = files
             .iter()
-            .flatten()
-            .map(|f| source::inspect(&f.path))
+            .map(|lane| lane.iter().map(|f| source::inspect(&f.path)).collect())
             .collect::<Result<_, _>>()?;
         let rows_total = infos
             .iter()
+            .flatten()
             .map(FileInfo::rows_estimate)
             .fold(0u64, u64::saturating_add);
         std::fs::create_dir_all(&config.out).map_err(|source| ProcessorError::OutDir {
@@ -312,6 +314,7 @@ impl Processor {
         Ok(Processor {
             config: config.clone(),
             files,
+            infos,
             rows_total,
             _lock: lock,
             rows_at_start: counters(&st).rows(),
@@ -523,15 +526,17 @@ impl Processor {
             return None;
         }
         let l = &self.st.lanes[lane];
-        let spec = |cursor: Cursor| StreamSpec {
+        let info = self.infos[lane][l.file_index];
+        let spec = |cursor: Cursor, ids| StreamSpec {
             path: self.files[lane][l.file_index].path.clone(),
             order: cursor.order,
+            ids,
             after: cursor.after,
             window: self.config.bounds_ms(),
         };
         Some(Streams {
-            book: TableStream::start(spec(l.book)),
-            trades: TableStream::start(spec(l.trades)),
+            book: TableStream::start(spec(l.book, info.book)),
+            trades: TableStream::start(spec(l.trades, info.trades)),
         })
     }
 

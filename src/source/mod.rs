@@ -1,6 +1,7 @@
 //! Input: finding the SQLite capture files of an instrument and date range
-//! ([`discover`](mod@discover)), checking and streaming their rows ([`sqlite`]), and
-//! parsing level text ([`levels`]).
+//! ([`discover`](mod@discover)), checking them and reading their rows
+//! ([`sqlite`]), streaming each table in order on reader threads
+//! ([`stream`]), and parsing level text ([`levels`]).
 //!
 //! This module reads; it never writes a capture and knows nothing of bars
 //! or output files.
@@ -8,12 +9,11 @@
 pub mod discover;
 pub mod levels;
 pub mod sqlite;
+pub mod stream;
 
 pub use discover::{discover, explicit, owner, InputFile};
-pub use sqlite::{
-    inspect, BookRow, FileInfo, Next, Order, Position, StreamSpec, StreamStop, Table, TableStream,
-    Trade, TradeRow,
-};
+pub use sqlite::{inspect, BookRow, FileInfo, Order, Position, Table, Trade, TradeRow};
+pub use stream::{Next, StreamSpec, StreamStop, TableStream};
 
 use chrono::NaiveDate;
 use std::path::{Path, PathBuf};
