@@ -17,8 +17,8 @@ pub mod lock;
 pub mod writer;
 
 pub use atomic::{
-    prepare, sweep_stale_temp_files, sweep_stale_temp_files_below, write_atomic, write_atomic_with,
-    Pending, Reserve,
+    commit_all, prepare, sweep_stale_temp_files, sweep_stale_temp_files_below, write_atomic,
+    write_atomic_with, Pending, Reserve,
 };
 pub use formats::{
     ChildState, ChildStatus, Depth, MetricRow, OhlcRow, RunState, Status, SupervisorStatus,

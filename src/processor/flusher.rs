@@ -6,13 +6,15 @@
 //! flush straight from its own state into a temp file ([`prepare`]: page
 //! cache writes, about a millisecond for a thousand bars, and no copy of
 //! the state is ever made), then hands the written files to this thread,
-//! which fsyncs and renames them in the order given (checkpoint first,
-//! then data files, then status), so the on-disk order guarantee of the
-//! checkpoint holds. While it is busy the loop skips its flush and tries
+//! which puts them in place stage by stage (sealed segments, then the
+//! checkpoint, then data files, then status), so the on-disk order
+//! guarantee of the checkpoint holds. The files of one stage are committed
+//! together ([`commit_all`]): their fsyncs are issued at once, which the
+//! file system folds into a journal commit or two. While it is busy the loop skips its flush and tries
 //! again later, so the cadence stays "at most every `--flush-ms`", the
 //! replay is never blocked by the disk, and at most one batch is pending.
 
-use crate::ipc::{prepare, IpcError, Pending};
+use crate::ipc::{commit_all, prepare, IpcError, Pending};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,9 +25,53 @@ use std::thread::JoinHandle;
 /// Writes one file's content.
 pub type Content<'a> = Box<dyn FnOnce(&mut dyn Write) -> std::io::Result<()> + 'a>;
 
-/// Files to replace, in order, each by its path relative to `OUT` (the
-/// files of the series store are in subdirectories).
-pub type Batch<'a> = Vec<(PathBuf, Content<'a>)>;
+/// Files to replace, each by its path relative to `OUT` (the files of the
+/// series store are in subdirectories), in stages: every file of a stage
+/// is on disk before any file of the next is renamed; readers see the
+/// renames in the order the files were pushed.
+pub struct Batch<'a> {
+    stages: Vec<Vec<(PathBuf, Content<'a>)>>,
+}
+
+impl<'a> Batch<'a> {
+    pub fn new() -> Batch<'a> {
+        Batch {
+            stages: vec![Vec::new()],
+        }
+    }
+
+    /// A batch of one file.
+    pub fn one(rel: PathBuf, content: Content<'a>) -> Batch<'a> {
+        let mut batch = Batch::new();
+        batch.push(rel, content);
+        batch
+    }
+
+    /// Adds a file to the current stage.
+    pub fn push(&mut self, rel: PathBuf, content: Content<'a>) {
+        if let Some(stage) = self.stages.last_mut() {
+            stage.push((rel, content));
+        }
+    }
+
+    /// Ends the current stage: what follows is renamed only once all of it
+    /// is on disk.
+    pub fn barrier(&mut self) {
+        if self.stages.last().is_some_and(|s| !s.is_empty()) {
+            self.stages.push(Vec::new());
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.stages.iter().all(Vec::is_empty)
+    }
+}
+
+impl Default for Batch<'_> {
+    fn default() -> Self {
+        Batch::new()
+    }
+}
 
 /// The content of a file: `value` as JSON.
 pub fn json<'a, T: serde::Serialize + 'a>(value: T) -> Content<'a> {
@@ -52,8 +98,8 @@ where
     serde_json::to_writer(w, &Rows(std::cell::Cell::new(Some(rows)))).map_err(std::io::Error::other)
 }
 
-/// Written temp files, to be put in place in order.
-pub type Written = Vec<Pending>;
+/// Written temp files, to be put in place stage by stage.
+pub type Written = Vec<Vec<Pending>>;
 
 /// Hands batches to the writer thread.
 pub struct Flusher {
@@ -121,12 +167,19 @@ impl Flusher {
     /// If one cannot be written, none is kept.
     pub fn write(&self, batch: Batch<'_>) -> Result<Written, IpcError> {
         batch
+            .stages
             .into_iter()
-            .map(|(rel, content)| {
-                let path = self.dir.join(&rel);
-                let dir = path.parent().unwrap_or(&self.dir);
-                let name = rel.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-                prepare(dir, name, content)
+            .filter(|stage| !stage.is_empty())
+            .map(|stage| {
+                stage
+                    .into_iter()
+                    .map(|(rel, content)| {
+                        let path = self.dir.join(&rel);
+                        let dir = path.parent().unwrap_or(&self.dir);
+                        let name = rel.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                        prepare(dir, name, content)
+                    })
+                    .collect()
             })
             .collect()
     }
@@ -173,12 +226,12 @@ impl Drop for Flusher {
 
 fn commit_loop(rx: Receiver<Written>, busy: Arc<AtomicBool>, error: Arc<Mutex<Option<IpcError>>>) {
     for written in rx {
-        for file in written {
-            if let Err(e) = file.commit() {
+        for stage in written {
+            if let Err(e) = commit_all(stage) {
                 if let Ok(mut slot) = error.lock() {
                     slot.get_or_insert(e);
                 }
-                // Later files of a failed batch would get ahead of the
+                // Later stages of a failed batch would get ahead of the
                 // checkpoint; drop them (their temp files go with them).
                 break;
             }

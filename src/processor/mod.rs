@@ -420,7 +420,7 @@ impl Processor {
         let status = self.status(RunState::Failed, Some(crate::report::chain(e)));
         if let Ok(written) = self
             .flusher
-            .write(vec![(files::STATUS.into(), json(status))])
+            .write(flusher::Batch::one(files::STATUS.into(), json(status)))
         {
             let _ = self.flusher.finish(written);
         }

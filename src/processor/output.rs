@@ -60,7 +60,7 @@ impl Processor {
             let status = self.status(RunState::Running, None);
             if self
                 .flusher
-                .offer(vec![(files::STATUS.into(), json(status))])?
+                .offer(Batch::one(files::STATUS.into(), json(status)))?
             {
                 self.last_status = Instant::now();
             }
@@ -191,29 +191,31 @@ impl Processor {
             }
             open.push(rest);
         }
+        batch.barrier();
         if self.config.checkpoint() {
-            batch.push((files::CHECKPOINT.into(), json(&self.st)));
+            batch.push(files::CHECKPOINT.into(), json(&self.st));
         }
+        batch.barrier();
         // After starting over, the rolling files are kept until the run
         // has something newer (the store, replaced, is written as usual).
         let hold = self.holding() && state != RunState::Finished;
         let engine = &self.st.lanes[0].engine;
         if self.dirty.ohlc && !hold {
             let rows = engine.ohlc().iter().map(ipc::OhlcRow::from);
-            batch.push((files::OHLC.into(), Box::new(move |w| write_rows(w, rows))));
+            batch.push(files::OHLC.into(), Box::new(move |w| write_rows(w, rows)));
         }
         if self.dirty.metrics && !hold {
             let rows = engine.metrics().iter().map(ipc::MetricRow::from);
-            batch.push((
+            batch.push(
                 files::METRICS.into(),
                 Box::new(move |w| write_rows(w, rows)),
-            ));
+            );
         }
         if self.dirty.depth && !hold {
-            batch.push((
+            batch.push(
                 files::DEPTH.into(),
                 json(depth(engine, self.config.depth_levels)),
-            ));
+            );
         }
         for ((lane, l), writes) in self.st.lanes.iter().enumerate().zip(open) {
             for write in writes {
@@ -221,10 +223,10 @@ impl Processor {
             }
             if self.dirty.lane_depth[lane] {
                 let dir = store::format::instrument_dir(l.store.instrument());
-                batch.push((
+                batch.push(
                     dir.join(store::format::DEPTH),
                     json(depth(&l.engine, self.config.depth_levels)),
-                ));
+                );
             }
         }
         if self.dirty.store {
@@ -243,12 +245,15 @@ impl Processor {
                     .flat_map(|l| l.store.view_entries())
                     .collect(),
             };
-            batch.push((
+            batch.push(
                 PathBuf::from(store::format::DIR).join(store::format::INDEX),
                 json(index),
-            ));
+            );
         }
-        batch.push((files::STATUS.into(), json(self.status(state, message))));
+        // The status last, alone: it says "finished" only once all else is
+        // on disk.
+        batch.barrier();
+        batch.push(files::STATUS.into(), json(self.status(state, message)));
         batch
     }
 
@@ -260,7 +265,7 @@ impl Processor {
         if self.sealed_on_disk.get(&rel) == Some(&true) {
             return;
         }
-        batch.push((rel, Box::new(move |w| write.write(w, now))));
+        batch.push(rel, Box::new(move |w| write.write(w, now)));
     }
 
     /// Whether the data files still show more than this run has reached
