@@ -46,13 +46,16 @@ const BATCH: usize = 2048;
 /// beyond about half a MiB they stop fitting the caches they are handed
 /// over through.
 const BATCH_LEVELS: usize = 32 << 10;
-/// Batches in flight per reader.
-const IN_FLIGHT: usize = 4;
+/// Batches in flight per reader: the slack that lets a reader run ahead
+/// while the other holds the chunk the consumer waits for (4 ran 3 %
+/// slower on a day of OKX text, for 4.5 MB less).
+const IN_FLIGHT: usize = 8;
 /// Emptied batches kept for reuse per reader.
 const SPARE: usize = IN_FLIGHT + 2;
-/// Chunks assigned ahead per reader: one being read, one waiting, so a
-/// reader never idles between chunks.
-const AHEAD: usize = 2;
+/// Chunks assigned ahead per reader, so a reader that is through its
+/// chunks while the other is still on the one the consumer waits for has
+/// more to read instead of idling (2 left a core idle 11-14 % of a run).
+const AHEAD: usize = 4;
 /// The widest chunk, in ids: sparse ids widen chunks up to this.
 const MAX_SPAN: i64 = 1 << 40;
 /// Rows a chunk aims at, at most.
