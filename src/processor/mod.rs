@@ -527,7 +527,12 @@ impl Processor {
         }
         let l = &self.st.lanes[lane];
         let info = self.infos[lane][l.file_index];
+        // Every instrument's tables are read at once: the cores are shared
+        // between their book readers.
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let readers = (cores / self.st.lanes.len()).max(1);
         let spec = |cursor: Cursor, ids| StreamSpec {
+            readers,
             path: self.files[lane][l.file_index].path.clone(),
             order: cursor.order,
             ids,

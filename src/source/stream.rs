@@ -76,6 +76,9 @@ pub struct StreamSpec {
     pub after: Option<Position>,
     /// Rows outside `[lo, hi)` ms are skipped.
     pub window: (i64, i64),
+    /// Reader threads the table may have at most (its rows' own limit is
+    /// [`TableRow::READERS`]): the caller's share of the cores.
+    pub readers: usize,
 }
 
 /// Why a stream stopped before its end.
@@ -442,7 +445,7 @@ impl<R: TableRow> TableStream<R> {
     pub fn start(spec: StreamSpec) -> TableStream<R> {
         let plan = Plan::new(spec.order, spec.ids, spec.after);
         let threads = match spec.order {
-            Order::Id => R::READERS,
+            Order::Id => R::READERS.min(spec.readers).max(1),
             Order::Time => 1,
         };
         let mut readers = Vec::new();
@@ -697,6 +700,7 @@ mod tests {
             ids,
             after: None,
             window: (i64::MIN, i64::MAX),
+            readers: 2,
         }
     }
 
@@ -919,6 +923,7 @@ mod tests {
             ids: Some((1, 10)),
             after: None,
             window: (i64::MIN, i64::MAX),
+            readers: 1,
         };
         let plan = Plan::new(Order::Id, spec.ids, None);
         TableStream::over(vec![ReaderEnd { jobs, rx, spares }], plan, &spec, None)
