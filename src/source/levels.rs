@@ -135,11 +135,92 @@ mod fast {
 
     pub(super) fn levels(b: &[u8], out: &mut Vec<Level>) -> Option<()> {
         let start = out.len();
-        if quoted(b, out).is_some() {
+        let tier = if b.get(1) == Some(&b'[') && b.get(2) == Some(&b'"') {
+            quoted(b, out)
+        } else {
+            plain(b, out)
+        };
+        if tier.is_some() {
             return Some(());
         }
         out.truncate(start);
         any_fields(b, out)
+    }
+
+    /// Takes a level's `[` or `(` and says what closes it.
+    #[inline(always)]
+    fn open_level(b: &[u8], i: &mut usize) -> Option<u8> {
+        let close = match *b.get(*i)? {
+            b'[' => b']',
+            b'(' => b')',
+            _ => return None,
+        };
+        *i += 1;
+        Some(close)
+    }
+
+    /// After a level: `,` or `, ` before the next (`Some(false)`), or the
+    /// list's `]` ending the text (`Some(true)`).
+    #[inline(always)]
+    fn next_level(b: &[u8], i: &mut usize) -> Option<bool> {
+        if *b.get(*i)? == b']' {
+            return (*i + 1 == b.len()).then_some(true);
+        }
+        comma(b, i)?;
+        Some(false)
+    }
+
+    /// Skips `,` or `, `; `None` when neither is there.
+    #[inline(always)]
+    fn comma(b: &[u8], i: &mut usize) -> Option<()> {
+        if *b.get(*i)? != b',' {
+            return None;
+        }
+        *i += if b.get(*i + 1) == Some(&b' ') { 2 } else { 1 };
+        Some(())
+    }
+
+    /// An unsigned plain decimal (`30247.5`, `0`, `.5`).
+    #[inline(always)]
+    fn plain_number(b: &[u8], i: &mut usize) -> Option<Fixed> {
+        let int = digit_run(b, i);
+        let mut frac = (0, 0);
+        if b.get(*i) == Some(&b'.') {
+            *i += 1;
+            frac = digit_run(b, i);
+        }
+        Fixed::from_decimal_parts(false, int, frac)
+    }
+
+    /// The exact shape of plain-number text, JSON lists or Python tuples,
+    /// `[[p, s], …]` or `[(p, s, n, m), …]`, with or without a space after
+    /// each comma, every field an unsigned plain number: like [`quoted`]
+    /// for OKX's text, fixed punctuation is matched without skipping
+    /// whitespace everywhere. Anything else gives `None` at once.
+    pub(super) fn plain(b: &[u8], out: &mut Vec<Level>) -> Option<()> {
+        if b == b"[]" {
+            return Some(());
+        }
+        if *b.first()? != b'[' {
+            return None;
+        }
+        let mut i = 1;
+        loop {
+            let close = open_level(b, &mut i)?;
+            let price = plain_number(b, &mut i)?;
+            comma(b, &mut i)?;
+            let size = plain_number(b, &mut i)?;
+            // Further fields: plain numbers, ignored.
+            while *b.get(i)? != close {
+                comma(b, &mut i)?;
+                plain_number(b, &mut i)?;
+            }
+            i += 1;
+            out.push(Level::new(price, size));
+            if next_level(b, &mut i)? {
+                return Some(());
+            }
+        }
     }
 
     /// The exact shape of OKX's own text, `[["p", "s", "…", …], …]`, with
@@ -147,34 +228,24 @@ mod fast {
     /// a few bytes at a time instead of byte by byte with whitespace
     /// skipped everywhere. About a third faster than [`any_fields`] on
     /// such text; anything else gives `None` at once.
-    fn quoted(b: &[u8], out: &mut Vec<Level>) -> Option<()> {
+    pub(super) fn quoted(b: &[u8], out: &mut Vec<Level>) -> Option<()> {
         /// Skips `,` or `, ` and then needs a `"`.
         #[inline(always)]
         fn next_field(b: &[u8], i: &mut usize) -> Option<()> {
-            if *b.get(*i)? != b',' {
-                return None;
-            }
-            *i += if b.get(*i + 1) == Some(&b' ') { 2 } else { 1 };
-            if *b.get(*i)? != b'"' {
-                return None;
-            }
+            comma(b, i)?;
+            let open = b.get(*i) == Some(&b'"');
             *i += 1;
-            Some(())
+            open.then_some(())
         }
         /// An unsigned plain decimal, then its closing `"`.
         #[inline(always)]
         fn quoted_number(b: &[u8], i: &mut usize) -> Option<Fixed> {
-            let int = digit_run(b, i);
-            let mut frac = (0, 0);
-            if b.get(*i) == Some(&b'.') {
-                *i += 1;
-                frac = digit_run(b, i);
-            }
+            let n = plain_number(b, i);
             if *b.get(*i)? != b'"' {
                 return None;
             }
             *i += 1;
-            Fixed::from_decimal_parts(false, int, frac)
+            n
         }
         if b == b"[]" {
             return Some(());
@@ -203,10 +274,8 @@ mod fast {
             }
             i += 1;
             out.push(Level::new(price, size));
-            match *b.get(i)? {
-                b']' => return (i + 1 == b.len()).then_some(()),
-                b',' => i += if b.get(i + 1) == Some(&b' ') { 2 } else { 1 },
-                _ => return None,
+            if next_level(b, &mut i)? {
+                return Some(());
             }
         }
     }
@@ -226,12 +295,7 @@ mod fast {
             return (i == b.len()).then_some(());
         }
         loop {
-            let close = match *b.get(i)? {
-                b'[' => b']',
-                b'(' => b')',
-                _ => return None,
-            };
-            i += 1;
+            let close = open_level(b, &mut i)?;
             ws(b, &mut i);
             let price = number(b, &mut i)?;
             ws(b, &mut i);
@@ -706,6 +770,8 @@ mod tests {
         scan(text.as_bytes(), &mut out).ok().map(|_| out)
     }
 
+    type Tier = fn(&[u8], &mut Vec<Level>) -> Option<()>;
+
     /// The fast path alone.
     fn fast_only(text: &str) -> Option<Vec<Level>> {
         let mut out = Vec::new();
@@ -729,7 +795,14 @@ mod tests {
             }
             let slow = general(&text);
             if let Some(fast) = fast_only(&text) {
-                proptest::prop_assert_eq!(Some(fast), slow, "{}", text);
+                proptest::prop_assert_eq!(Some(fast), slow.clone(), "{}", text);
+            }
+            // Each tier alone, whatever text it is given.
+            for (name, tier) in [("quoted", fast::quoted as Tier), ("plain", fast::plain)] {
+                let mut out = Vec::new();
+                if tier(text.as_bytes(), &mut out).is_some() {
+                    proptest::prop_assert_eq!(Some(out), slow.clone(), "{}: {}", name, text);
+                }
             }
         }
     }
@@ -788,6 +861,31 @@ mod tests {
         }
         for text in ["[{\"p\": 1, \"s\": 2}]", "[[-1, 1]]", "[[\"a\\\"\", 1]]"] {
             assert!(fast_only(text).is_none(), "{text}");
+        }
+        // The plain tier takes the plain forms itself (not the general
+        // single-pass path), and nothing else.
+        let plain = |text: &str| fast::plain(text.as_bytes(), &mut Vec::new()).is_some();
+        for text in [
+            "[[30247.5, 0.1]]",
+            "[[30247.5,0.1],[1,2]]",
+            "[(50000.0, 10.0, 0, 1), (1.5, .5, 0, 2)]",
+            "[]",
+        ] {
+            assert!(plain(text), "{text}");
+        }
+        for text in [
+            "[[-1, 1]]",
+            "[[1, -1]]",
+            "[[1e3, 1]]",
+            "[ [1, 2]]",
+            "[[1,  2]]",
+            "[[1, 2)]",
+            "[[1, 2]",
+            "[[1, 2]] ",
+            "[(1, 2, 'x')]",
+            r#"[["1","2"]]"#,
+        ] {
+            assert!(!plain(text), "{text}");
         }
     }
 
