@@ -76,23 +76,8 @@ pub struct Pending {
 impl Pending {
     /// Fsyncs the temp file, renames it over the target and fsyncs the
     /// directory.
-    pub fn commit(mut self) -> Result<(), IpcError> {
-        let fail = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| IpcError::Write { path, source }
-        };
-        if let Some(file) = self.file.take() {
-            let moved = file.sync_all().and_then(|()| {
-                drop(file);
-                fs::rename(&self.tmp, &self.target)
-            });
-            if let Err(e) = moved {
-                let _ = fs::remove_file(&self.tmp);
-                return Err(fail(&self.target)(e));
-            }
-        }
-        let dir = self.target.parent().unwrap_or(Path::new("."));
-        sync_dir(dir).map_err(fail(dir))
+    pub fn commit(self) -> Result<(), IpcError> {
+        commit_all(vec![self])
     }
 }
 
@@ -112,8 +97,8 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 /// fold into one journal commit.
 const SYNC_THREADS: usize = 8;
 
-/// Runs `sync` on every item, on up to [`SYNC_THREADS`] threads at once;
-/// the first error, with its item's index.
+/// Runs `sync` on every item, on up to [`SYNC_THREADS`] threads at once
+/// (one item: on this thread); the first error, with its item's index.
 fn sync_each<T: Sync>(
     items: &[T],
     sync: impl Fn(&T) -> std::io::Result<()> + Sync,
@@ -159,9 +144,6 @@ fn sync_each<T: Sync>(
 /// nothing after the failed step is renamed, and the temp files not yet
 /// renamed are removed.
 pub fn commit_all(mut files: Vec<Pending>) -> Result<(), IpcError> {
-    if files.len() == 1 {
-        return files.pop().map_or(Ok(()), Pending::commit);
-    }
     let write_error = |path: &Path, source| IpcError::Write {
         path: path.to_path_buf(),
         source,

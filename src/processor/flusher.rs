@@ -10,8 +10,8 @@
 //! checkpoint, then data files, then status), so the on-disk order
 //! guarantee of the checkpoint holds. The files of one stage are committed
 //! together ([`commit_all`]): their fsyncs are issued at once, which the
-//! file system folds into a journal commit or two. While it is busy the loop skips its flush and tries
-//! again later, so the cadence stays "at most every `--flush-ms`", the
+//! file system folds into a journal commit or two. While it is busy the
+//! loop skips its flush and tries again later, so the cadence stays "at most every `--flush-ms`", the
 //! replay is never blocked by the disk, and at most one batch is pending.
 
 use crate::ipc::{commit_all, prepare, IpcError, Pending};
@@ -60,10 +60,6 @@ impl<'a> Batch<'a> {
         if self.stages.last().is_some_and(|s| !s.is_empty()) {
             self.stages.push(Vec::new());
         }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.stages.iter().all(Vec::is_empty)
     }
 }
 

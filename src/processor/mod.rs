@@ -179,6 +179,9 @@ pub struct Processor {
     files: Vec<Vec<InputFile>>,
     /// What [`source::inspect`] found in each of `files`.
     infos: Vec<Vec<FileInfo>>,
+    /// Reader threads per book table: every instrument's tables are read
+    /// at once, so the cores are shared between them.
+    book_readers: usize,
     rows_total: u64,
     _lock: DirLock,
     st: Checkpoint,
@@ -313,6 +316,9 @@ impl Processor {
         );
         Ok(Processor {
             config: config.clone(),
+            book_readers: (std::thread::available_parallelism().map_or(2, usize::from)
+                / files.len())
+            .max(1),
             files,
             infos,
             rows_total,
@@ -527,12 +533,8 @@ impl Processor {
         }
         let l = &self.st.lanes[lane];
         let info = self.infos[lane][l.file_index];
-        // Every instrument's tables are read at once: the cores are shared
-        // between their book readers.
-        let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        let readers = (cores / self.st.lanes.len()).max(1);
         let spec = |cursor: Cursor, ids| StreamSpec {
-            readers,
+            readers: self.book_readers,
             path: self.files[lane][l.file_index].path.clone(),
             order: cursor.order,
             ids,

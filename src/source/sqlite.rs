@@ -271,34 +271,32 @@ pub trait TableRow: Send + Sized + 'static {
     /// the level text, whose parsing is most of a run's work; trades are
     /// three numbers each.
     const READERS: usize;
+    /// What a row holds once checked.
+    type Value;
+    fn new(pos: Position, value: Result<Self::Value, RowError>) -> Self;
     fn pos(&self) -> Position;
-    /// Reads the row at `pos` (`ts_ok`: whether its timestamp column was
-    /// an integer; if not, `pos.ts` is the row before's and the row is
-    /// rejected). Levels it parses go to the end of `levels`, the batch's
-    /// one buffer, straight from SQLite's text: nothing is copied.
-    fn read(
-        row: &rusqlite::Row,
-        pos: Position,
-        ts_ok: bool,
-        levels: &mut Vec<Level>,
-    ) -> rusqlite::Result<Self>;
+    /// Reads and checks a row's columns (those after `id, timestamp`).
+    /// Levels it parses go to the end of `levels`, the batch's one buffer,
+    /// straight from SQLite's text: nothing is copied; on error nothing is
+    /// added.
+    fn read(row: &rusqlite::Row, levels: &mut Vec<Level>) -> Result<Self::Value, RowError>;
 }
 
 impl TableRow for BookRow {
     const TABLE: Table = Table::Book;
     const COLUMNS: &'static str = "bids, asks";
     const READERS: usize = 2;
+    type Value = Levels;
+
+    fn new(pos: Position, levels: Result<Levels, RowError>) -> BookRow {
+        BookRow { pos, levels }
+    }
 
     fn pos(&self) -> Position {
         self.pos
     }
 
-    fn read(
-        row: &rusqlite::Row,
-        pos: Position,
-        ts_ok: bool,
-        all: &mut Vec<Level>,
-    ) -> rusqlite::Result<BookRow> {
+    fn read(row: &rusqlite::Row, all: &mut Vec<Level>) -> Result<Levels, RowError> {
         let text = |i: usize, column: &'static str| -> Result<&[u8], RowError> {
             match row.get_ref(i) {
                 Ok(ValueRef::Text(t)) => Ok(t),
@@ -309,34 +307,27 @@ impl TableRow for BookRow {
             }
         };
         let first = all.len();
-        let levels = if ts_ok {
-            (|| {
-                let (bids, asks) = (text(2, "bids")?, text(3, "asks")?);
-                parse_level_bytes(bids, all).map_err(|source| RowError::Levels {
-                    side: "bids",
-                    source,
-                })?;
-                let split = all.len();
-                parse_level_bytes(asks, all).map_err(|source| RowError::Levels {
-                    side: "asks",
-                    source,
-                })?;
-                Ok(Levels {
-                    start: first,
-                    split,
-                    end: all.len(),
-                })
-            })()
-        } else {
-            Err(RowError::Column {
-                column: "timestamp",
-                expected: "an integer",
+        let levels = (|| {
+            let (bids, asks) = (text(2, "bids")?, text(3, "asks")?);
+            parse_level_bytes(bids, all).map_err(|source| RowError::Levels {
+                side: "bids",
+                source,
+            })?;
+            let split = all.len();
+            parse_level_bytes(asks, all).map_err(|source| RowError::Levels {
+                side: "asks",
+                source,
+            })?;
+            Ok(Levels {
+                start: first,
+                split,
+                end: all.len(),
             })
-        };
+        })();
         if levels.is_err() {
             all.truncate(first);
         }
-        Ok(BookRow { pos, levels })
+        levels
     }
 }
 
@@ -344,17 +335,17 @@ impl TableRow for TradeRow {
     const TABLE: Table = Table::Trades;
     const COLUMNS: &'static str = "price, size, side";
     const READERS: usize = 1;
+    type Value = Trade;
+
+    fn new(pos: Position, trade: Result<Trade, RowError>) -> TradeRow {
+        TradeRow { pos, trade }
+    }
 
     fn pos(&self) -> Position {
         self.pos
     }
 
-    fn read(
-        row: &rusqlite::Row,
-        pos: Position,
-        ts_ok: bool,
-        _: &mut Vec<Level>,
-    ) -> rusqlite::Result<TradeRow> {
+    fn read(row: &rusqlite::Row, _: &mut Vec<Level>) -> Result<Trade, RowError> {
         let number = |i: usize, field: &'static str| -> Result<Fixed, RowError> {
             let value = match row.get_ref(i) {
                 Ok(ValueRef::Real(v)) => v,
@@ -370,23 +361,13 @@ impl TableRow for TradeRow {
                 _ => Err(RowError::BadNumber { field, value }),
             }
         };
-        let trade = if ts_ok {
-            (|| {
-                let price = number(2, "price")?;
-                let size = number(3, "size")?;
-                let side = match row.get_ref(4) {
-                    Ok(ValueRef::Text(t)) => TradeSide::parse(std::str::from_utf8(t).unwrap_or("")),
-                    _ => TradeSide::Unknown,
-                };
-                Ok(Trade { price, size, side })
-            })()
-        } else {
-            Err(RowError::Column {
-                column: "timestamp",
-                expected: "an integer",
-            })
+        let price = number(2, "price")?;
+        let size = number(3, "size")?;
+        let side = match row.get_ref(4) {
+            Ok(ValueRef::Text(t)) => TradeSide::parse(std::str::from_utf8(t).unwrap_or("")),
+            _ => TradeSide::Unknown,
         };
-        Ok(TradeRow { pos, trade })
+        Ok(Trade { price, size, side })
     }
 }
 

@@ -28,7 +28,7 @@
 //! This module owns the threads and the order of rows; what a row is and
 //! how its columns are read is [`super::sqlite`]'s.
 
-use super::sqlite::{open, IdRange, Order, Position, Table, TableRow};
+use super::sqlite::{open, IdRange, Order, Position, RowError, Table, TableRow};
 use super::SourceError;
 use crate::model::Level;
 use rusqlite::types::ValueRef;
@@ -297,8 +297,15 @@ fn read_chunk<R: TableRow>(
         } else {
             prev = Some(ts);
         }
-        let r = R::read(row, pos, ts_ok, &mut batch.levels).map_err(fail)?;
-        batch.rows.push_back(r);
+        let value = if ts_ok {
+            R::read(row, &mut batch.levels)
+        } else {
+            Err(RowError::Column {
+                column: "timestamp",
+                expected: "an integer",
+            })
+        };
+        batch.rows.push_back(R::new(pos, value));
         if batch.is_full() {
             let full = std::mem::replace(&mut batch, sink.batch());
             if !sink.send(Msg::Rows(full)) {
@@ -662,7 +669,7 @@ pub enum Next {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::sqlite::{BookRow, RowError, TradeRow};
+    use crate::source::sqlite::{BookRow, TradeRow};
     use rusqlite::params;
 
     /// A capture whose book has a row at each `(id, timestamp)`, with one
