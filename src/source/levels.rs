@@ -180,23 +180,13 @@ mod fast {
         Some(())
     }
 
-    /// An unsigned plain decimal (`30247.5`, `0`, `.5`).
-    #[inline(always)]
-    fn plain_number(b: &[u8], i: &mut usize) -> Option<Fixed> {
-        let int = digit_run(b, i);
-        let mut frac = (0, 0);
-        if b.get(*i) == Some(&b'.') {
-            *i += 1;
-            frac = digit_run(b, i);
-        }
-        Fixed::from_decimal_parts(false, int, frac)
-    }
-
     /// The exact shape of plain-number text, JSON lists or Python tuples,
     /// `[[p, s], …]` or `[(p, s, n, m), …]`, with or without a space after
-    /// each comma, every field an unsigned plain number: like [`quoted`]
-    /// for OKX's text, fixed punctuation is matched without skipping
-    /// whitespace everywhere. Anything else gives `None` at once.
+    /// each comma, every field an unsigned plain number. Like [`quoted`],
+    /// the bytes that end fields (`,`, `]`, `)`) are found first, 64 at a
+    /// time ([`Marks`]), so that each field is read knowing where it ends
+    /// ([`plain_decimal_exact`]) and the punctuation between is matched at
+    /// known places. Anything else gives `None` at once.
     pub(super) fn plain(b: &[u8], out: &mut Vec<Level>) -> Option<()> {
         if b == b"[]" {
             return Some(());
@@ -204,21 +194,34 @@ mod fast {
         if *b.first()? != b'[' {
             return None;
         }
+        let mut ends = Marks::<false>::new(b);
         let mut i = 1;
         loop {
             let close = open_level(b, &mut i)?;
-            let price = plain_number(b, &mut i)?;
+            let e = ends.next()?;
+            let price = plain_decimal_exact(b, i, e)?;
+            i = e;
             comma(b, &mut i)?;
-            let size = plain_number(b, &mut i)?;
+            let mut e = ends.next()?;
+            let size = plain_decimal_exact(b, i, e)?;
             // Further fields: plain numbers, ignored.
-            while *b.get(i)? != close {
+            while b[e] == b',' {
+                i = e;
                 comma(b, &mut i)?;
-                plain_number(b, &mut i)?;
+                e = ends.next()?;
+                plain_decimal_exact(b, i, e)?;
             }
-            i += 1;
+            if b[e] != close {
+                return None;
+            }
             out.push(Level::new(price, size));
+            i = e + 1;
             if next_level(b, &mut i)? {
                 return Some(());
+            }
+            // The comma between levels was one of the marks.
+            if ends.next()? != e + 1 {
+                return None;
             }
         }
     }
@@ -226,7 +229,7 @@ mod fast {
     /// The exact shape of OKX's own text, `[["p", "s", "…", …], …]`, with
     /// or without a space after each comma, read by its quotes: every `"`
     /// of the text is found first, a block of 64 bytes at a time (see
-    /// [`Quotes`]), then the bytes between one field's closing quote and
+    /// [`Marks`]), then the bytes between one field's closing quote and
     /// the next one's opening quote are matched against the few
     /// separators the shape allows, and each price and size is read
     /// knowing where it ends ([`plain_decimal_exact`]). A byte-by-byte
@@ -241,7 +244,7 @@ mod fast {
         if b.get(..3)? != b"[[\"" {
             return None;
         }
-        let mut quotes = Quotes::new(b);
+        let mut quotes = Marks::<true>::new(b);
         let mut open = quotes.next()?;
         loop {
             // A level: price, size, any further fields, then `]`.
@@ -257,7 +260,7 @@ mod fast {
             loop {
                 let Some(next) = quotes.next() else {
                     // The last field: `]]` must end the text.
-                    return (b.get(close + 1..)? == b"]]" && !quotes.escaped).then_some(());
+                    return (b.get(close + 1..)? == b"]]" && !quotes.flagged).then_some(());
                 };
                 match separator(b, close, next)? {
                     Separator::Field => close = quotes.next()?,
@@ -308,44 +311,46 @@ mod fast {
         })
     }
 
-    /// The positions of the `"` of a text, in order, found 64 bytes at a
-    /// time as a bit mask (SSE2 on x86-64, a plain loop elsewhere), with
-    /// note of any `\` seen on the way (an escape: the caller gives up).
-    struct Quotes<'a> {
+    /// The positions of the bytes that delimit fields, in order, found 64
+    /// bytes at a time as a bit mask (SSE2 on x86-64, a plain loop
+    /// elsewhere): with `QUOTES`, every `"`, and a flag for any `\` seen
+    /// on the way (an escape: the caller gives up); without, every `,`,
+    /// `]` and `)`.
+    struct Marks<'a, const QUOTES: bool> {
         b: &'a [u8],
         /// Start of the block `mask` belongs to.
         block: usize,
-        /// Quotes of the block not yet returned.
+        /// Marks of the block not yet returned.
         mask: u64,
-        escaped: bool,
+        flagged: bool,
     }
 
-    impl<'a> Quotes<'a> {
-        fn new(b: &'a [u8]) -> Quotes<'a> {
-            let mut q = Quotes {
+    impl<'a, const QUOTES: bool> Marks<'a, QUOTES> {
+        fn new(b: &'a [u8]) -> Marks<'a, QUOTES> {
+            let mut m = Marks {
                 b,
                 block: 0,
                 mask: 0,
-                escaped: false,
+                flagged: false,
             };
-            q.load();
-            q
+            m.load();
+            m
         }
 
         /// Masks of the block at `self.block`.
         #[inline(always)]
         fn load(&mut self) {
             let rest = &self.b[self.block.min(self.b.len())..];
-            let (quotes, escapes) = match <&[u8; 64]>::try_from(rest.get(..64).unwrap_or(&[])) {
-                Ok(block) => block_masks(block),
+            let (marks, flags) = match <&[u8; 64]>::try_from(rest.get(..64).unwrap_or(&[])) {
+                Ok(block) => block_masks::<QUOTES>(block),
                 Err(_) => {
                     let mut block = [0u8; 64];
                     block[..rest.len()].copy_from_slice(rest);
-                    block_masks(&block)
+                    block_masks::<QUOTES>(&block)
                 }
             };
-            self.mask = quotes;
-            self.escaped |= escapes != 0;
+            self.mask = marks;
+            self.flagged |= flags != 0;
         }
 
         #[inline(always)]
@@ -363,37 +368,48 @@ mod fast {
         }
     }
 
-    /// Bit `j` set where byte `j` of the block is `"`, and where it is `\\`.
+    /// Bit `j` set where byte `j` of the block is a mark, and where it is
+    /// flagged (see [`Marks`]).
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    fn block_masks(block: &[u8; 64]) -> (u64, u64) {
+    fn block_masks<const QUOTES: bool>(block: &[u8; 64]) -> (u64, u64) {
         use std::arch::x86_64::{
-            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128,
+            _mm_set1_epi8,
         };
-        let (mut quotes, mut escapes) = (0u64, 0u64);
+        let (mut marks, mut flags) = (0u64, 0u64);
         // SAFETY: SSE2 is part of every x86-64 processor; each load reads
         // 16 bytes inside the 64-byte array.
         unsafe {
-            let q = _mm_set1_epi8(b'"' as i8);
-            let e = _mm_set1_epi8(b'\\' as i8);
+            let bits = |v| _mm_movemask_epi8(v) as u16 as u64;
             for k in 0..4 {
                 let v = _mm_loadu_si128(block.as_ptr().add(16 * k) as *const __m128i);
-                quotes |= (_mm_movemask_epi8(_mm_cmpeq_epi8(v, q)) as u16 as u64) << (16 * k);
-                escapes |= (_mm_movemask_epi8(_mm_cmpeq_epi8(v, e)) as u16 as u64) << (16 * k);
+                let is = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
+                if QUOTES {
+                    marks |= bits(is(b'"')) << (16 * k);
+                    flags |= bits(is(b'\\')) << (16 * k);
+                } else {
+                    marks |=
+                        bits(_mm_or_si128(_mm_or_si128(is(b','), is(b']')), is(b')'))) << (16 * k);
+                }
             }
         }
-        (quotes, escapes)
+        (marks, flags)
     }
 
     #[cfg(not(target_arch = "x86_64"))]
     #[inline(always)]
-    fn block_masks(block: &[u8; 64]) -> (u64, u64) {
-        let (mut quotes, mut escapes) = (0u64, 0u64);
+    fn block_masks<const QUOTES: bool>(block: &[u8; 64]) -> (u64, u64) {
+        let (mut marks, mut flags) = (0u64, 0u64);
         for (j, &c) in block.iter().enumerate() {
-            quotes |= u64::from(c == b'"') << j;
-            escapes |= u64::from(c == b'\\') << j;
+            if QUOTES {
+                marks |= u64::from(c == b'"') << j;
+                flags |= u64::from(c == b'\\') << j;
+            } else {
+                marks |= u64::from(matches!(c, b',' | b']' | b')')) << j;
+            }
         }
-        (quotes, escapes)
+        (marks, flags)
     }
 
     /// Any fields, numbers quoted or not, any whitespace.
