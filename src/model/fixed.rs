@@ -179,7 +179,7 @@ pub(crate) fn digit_run(b: &[u8], k: &mut usize) -> (u64, usize) {
 /// would; `None` for anything else.
 ///
 /// For callers that already know where each number ends (the level
-/// parser finds every field's quotes first), so numbers are read
+/// parser finds every field's delimiters first), so numbers are read
 /// independently of one another instead of each waiting for the previous
 /// one's end. A field of at most eight bytes with eight bytes to load is
 /// read from one 8-byte word without a loop over its digits: the bytes
