@@ -240,17 +240,11 @@ fn eight_digits(v: u64) -> u64 {
 #[cold]
 #[inline(never)]
 fn plain_decimal_bytewise(b: &[u8]) -> Option<Fixed> {
-    let mut k = 0;
-    let int = digit_run(b, &mut k);
-    let mut frac = (0, 0);
-    if b.get(k) == Some(&b'.') {
-        k += 1;
-        frac = digit_run(b, &mut k);
-    }
-    if k != b.len() {
+    // `parse_simple` without its sign.
+    if matches!(b.first(), Some(b'+' | b'-')) {
         return None;
     }
-    Fixed::from_decimal_parts(false, int, frac)
+    parse_simple(b)
 }
 
 #[cold]

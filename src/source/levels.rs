@@ -372,7 +372,7 @@ mod fast {
     /// flagged (see [`Marks`]).
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    fn block_masks<const QUOTES: bool>(block: &[u8; 64]) -> (u64, u64) {
+    pub(super) fn block_masks<const QUOTES: bool>(block: &[u8; 64]) -> (u64, u64) {
         use std::arch::x86_64::{
             __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128,
             _mm_set1_epi8,
@@ -399,7 +399,7 @@ mod fast {
 
     #[cfg(not(target_arch = "x86_64"))]
     #[inline(always)]
-    fn block_masks<const QUOTES: bool>(block: &[u8; 64]) -> (u64, u64) {
+    pub(super) fn block_masks<const QUOTES: bool>(block: &[u8; 64]) -> (u64, u64) {
         block_masks_bytewise::<QUOTES>(block)
     }
 
@@ -417,11 +417,6 @@ mod fast {
             }
         }
         (marks, flags)
-    }
-
-    #[cfg(test)]
-    pub(super) fn block_masks_for_test<const QUOTES: bool>(block: &[u8; 64]) -> (u64, u64) {
-        block_masks::<QUOTES>(block)
     }
 
     /// Any fields, numbers quoted or not, any whitespace.
@@ -962,11 +957,11 @@ mod tests {
             let mut block = [0u8; 64];
             block.copy_from_slice(&bytes);
             proptest::prop_assert_eq!(
-                fast::block_masks_for_test::<true>(&block),
+                fast::block_masks::<true>(&block),
                 fast::block_masks_bytewise::<true>(&block)
             );
             proptest::prop_assert_eq!(
-                fast::block_masks_for_test::<false>(&block),
+                fast::block_masks::<false>(&block),
                 fast::block_masks_bytewise::<false>(&block)
             );
         }
